@@ -1,0 +1,58 @@
+namespace Wayang.Fast.Common.Errors;
+
+// The one error registry of the whole platform: protocol, control, execution, inference, storage and SDK.
+// Values are on the wire and in persisted records: explicit, append-only, never renumbered or reused.
+// protocol-spec/errors.md documents every code; a test checks that document and this enum agree,
+// and a golden test freezes the numbers.
+//
+// Ranges: 1..999 general, 1000s protocol, 2000s control (auth, tenants, keys, RBAC), 3000s execution,
+// 4000s inference, 5000s storage and server, 6000s SDK (client-side conditions).
+public enum ErrorCode
+{
+    None = 0,
+
+    // General
+    Internal = 1,
+    InvalidArgument = 2,
+    Timeout = 3,
+    Unavailable = 4,
+    NotFound = 5,
+
+    // Protocol
+    FrameTooLarge = 1001,
+    FrameTruncated = 1002,
+    UnknownFrameType = 1003,
+    UnknownOpcode = 1004,
+    BadBody = 1005,
+    HandshakeRequired = 1006,
+    UnsupportedVersion = 1007,
+    BadHeader = 1008,
+    DuplicateStream = 1009,
+    TooManyInFlight = 1010,
+    TooManyConnections = 1011,
+    IdleTimeout = 1012,
+    CreditOverflow = 1013,
+    ShuttingDown = 1014,
+    Cancelled = 1015,
+    AlreadyAuthenticated = 1016,
+    SlowConsumer = 1017,
+
+    // Control: authentication, tenants, API keys, permissions
+    Unauthenticated = 2001,
+    KeyRevoked = 2002,
+    PermissionDenied = 2003,
+    TenantNotFound = 2004,
+    TenantExists = 2005,
+    KeyNotFound = 2006,
+
+    // Storage and server
+    StorageFormatTooNew = 5001,
+    StorageCorrupt = 5002,
+    StorageIo = 5003,
+    StorageLocked = 5004,
+
+    // SDK
+    ConnectionClosed = 6001,
+    ClientTimeout = 6002,
+    NotConnected = 6003,
+}

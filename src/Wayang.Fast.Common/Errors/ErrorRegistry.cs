@@ -1,0 +1,65 @@
+using System.Collections.Frozen;
+
+namespace Wayang.Fast.Common.Errors;
+
+// Stable facts about each code: the symbolic name clients switch on, whether a retry can succeed,
+// and the default message. One table so protocol, planes and SDK never disagree.
+public sealed record ErrorInfo(ErrorCode Code, string Name, bool Retryable, string DefaultMessage);
+
+public static class ErrorRegistry
+{
+    private static readonly ErrorInfo[] Entries =
+    [
+        new(ErrorCode.Internal, "INTERNAL", false, "An internal error occurred."),
+        new(ErrorCode.InvalidArgument, "INVALID_ARGUMENT", false, "A request field is missing or invalid."),
+        new(ErrorCode.Timeout, "TIMEOUT", true, "The operation did not complete in time."),
+        new(ErrorCode.Unavailable, "UNAVAILABLE", true, "The service is temporarily unavailable."),
+        new(ErrorCode.NotFound, "NOT_FOUND", false, "The resource does not exist."),
+
+        new(ErrorCode.FrameTooLarge, "FRAME_TOO_LARGE", false, "The frame body exceeds the negotiated maximum frame size."),
+        new(ErrorCode.FrameTruncated, "FRAME_TRUNCATED", false, "The connection ended in the middle of a frame."),
+        new(ErrorCode.UnknownFrameType, "UNKNOWN_FRAME_TYPE", false, "The frame type is not defined by this protocol version."),
+        new(ErrorCode.UnknownOpcode, "UNKNOWN_OPCODE", false, "The opcode is not known to this server."),
+        new(ErrorCode.BadBody, "BAD_BODY", false, "The frame body is not valid MessagePack for this message."),
+        new(ErrorCode.HandshakeRequired, "HANDSHAKE_REQUIRED", false, "Only HELLO is accepted before the handshake succeeds."),
+        new(ErrorCode.UnsupportedVersion, "UNSUPPORTED_VERSION", false, "The protocol or frame version is not supported."),
+        new(ErrorCode.BadHeader, "BAD_HEADER", false, "The frame header is malformed."),
+        new(ErrorCode.DuplicateStream, "DUPLICATE_STREAM", false, "The stream id is already in use by a request in flight."),
+        new(ErrorCode.TooManyInFlight, "TOO_MANY_IN_FLIGHT", true, "The connection has too many requests in flight."),
+        new(ErrorCode.TooManyConnections, "TOO_MANY_CONNECTIONS", true, "The server has reached its connection limit."),
+        new(ErrorCode.IdleTimeout, "IDLE_TIMEOUT", true, "The connection was idle for longer than the idle timeout."),
+        new(ErrorCode.CreditOverflow, "CREDIT_OVERFLOW", false, "A credit grant would exceed the maximum stream credit."),
+        new(ErrorCode.ShuttingDown, "SHUTTING_DOWN", true, "The server is shutting down and accepts no new requests."),
+        new(ErrorCode.Cancelled, "CANCELLED", false, "The request was cancelled."),
+        new(ErrorCode.AlreadyAuthenticated, "ALREADY_AUTHENTICATED", false, "HELLO was sent twice on one connection."),
+        new(ErrorCode.SlowConsumer, "SLOW_CONSUMER", true, "The peer did not read its replies fast enough."),
+
+        new(ErrorCode.Unauthenticated, "UNAUTHENTICATED", false, "The credentials are missing or not valid."),
+        new(ErrorCode.KeyRevoked, "KEY_REVOKED", false, "The API key has been revoked."),
+        new(ErrorCode.PermissionDenied, "PERMISSION_DENIED", false, "The principal lacks the permission for this operation."),
+        new(ErrorCode.TenantNotFound, "TENANT_NOT_FOUND", false, "The tenant does not exist."),
+        new(ErrorCode.TenantExists, "TENANT_EXISTS", false, "A tenant with this id already exists."),
+        new(ErrorCode.KeyNotFound, "KEY_NOT_FOUND", false, "The API key does not exist."),
+
+        new(ErrorCode.StorageFormatTooNew, "STORAGE_FORMAT_TOO_NEW", false, "The data directory was written by a newer format version."),
+        new(ErrorCode.StorageCorrupt, "STORAGE_CORRUPT", false, "The data directory is corrupt."),
+        new(ErrorCode.StorageIo, "STORAGE_IO", true, "A storage I/O operation failed."),
+        new(ErrorCode.StorageLocked, "STORAGE_LOCKED", false, "The data directory is in use by another process."),
+
+        new(ErrorCode.ConnectionClosed, "CONNECTION_CLOSED", true, "The connection closed before the reply arrived."),
+        new(ErrorCode.ClientTimeout, "CLIENT_TIMEOUT", true, "The call did not complete within its timeout."),
+        new(ErrorCode.NotConnected, "NOT_CONNECTED", true, "The client is not connected."),
+    ];
+
+    private static readonly FrozenDictionary<ErrorCode, ErrorInfo> ByCode = Entries.ToFrozenDictionary(e => e.Code);
+    private static readonly FrozenDictionary<string, ErrorInfo> ByName = Entries.ToFrozenDictionary(e => e.Name, StringComparer.Ordinal);
+
+    public static IReadOnlyList<ErrorInfo> All => Entries;
+
+    public static ErrorInfo Get(ErrorCode code) =>
+        ByCode.TryGetValue(code, out var info) ? info : new ErrorInfo(code, "UNKNOWN_" + ((int)code).ToString(System.Globalization.CultureInfo.InvariantCulture), false, "Unknown error code.");
+
+    public static bool TryGetByName(string name, out ErrorInfo info) => ByName.TryGetValue(name, out info!);
+
+    public static string NameOf(ErrorCode code) => Get(code).Name;
+}
