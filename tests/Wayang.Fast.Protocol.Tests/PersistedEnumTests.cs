@@ -1,0 +1,65 @@
+using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Protocol.Framing;
+
+namespace Wayang.Fast.Protocol.Tests;
+
+// Wire enums are append-only. These lists are written out by hand on purpose: renumbering or removing a member fails
+// here, and adding one fails until it is appended to the list (and to the spec), which is the review point.
+public class PersistedEnumTests
+{
+    private static void AssertExactly<TEnum>(params (string Name, long Value)[] expected) where TEnum : struct, Enum
+    {
+        var actual = Enum.GetValues<TEnum>().Select(v => (Name: v.ToString(), Value: Convert.ToInt64(v, System.Globalization.CultureInfo.InvariantCulture))).ToArray();
+        Assert.Equal(expected.OrderBy(e => e.Value), actual.OrderBy(e => e.Value));
+    }
+
+    [Fact]
+    public void FrameType_values_are_frozen() => AssertExactly<FrameType>(
+        ("Hello", 1), ("Welcome", 2), ("Request", 3), ("Response", 4), ("Error", 5), ("Stream", 6), ("End", 7),
+        ("Credit", 8), ("Cancel", 9), ("Ping", 10), ("Pong", 11), ("GoAway", 12));
+
+    [Fact]
+    public void FrameType_is_one_byte_and_MaxDefined_is_the_last_member()
+    {
+        Assert.Equal(typeof(byte), Enum.GetUnderlyingType(typeof(FrameType)));
+        Assert.Equal(FrameTypes.MaxDefined, (byte)Enum.GetValues<FrameType>().Max());
+        for (int b = 0; b <= 255; b++)
+            Assert.Equal(Enum.IsDefined((FrameType)b), FrameTypes.IsDefined((byte)b));
+    }
+
+    [Fact]
+    public void FrameFlags_define_nothing_in_v1() => AssertExactly<FrameFlags>(("None", 0));
+
+    [Fact]
+    public void Opcode_values_are_frozen()
+    {
+        Assert.Equal(typeof(ushort), Enum.GetUnderlyingType(typeof(Opcode)));
+        AssertExactly<Opcode>(
+            ("None", 0x0000), ("Ping", 0x0001), ("Tick", 0x0002),
+            ("TenantCreate", 0x0101), ("TenantList", 0x0102), ("KeyCreate", 0x0103), ("KeyList", 0x0104), ("KeyRevoke", 0x0105));
+    }
+
+    [Fact]
+    public void ErrorCode_values_are_frozen() => AssertExactly<ErrorCode>(
+        ("None", 0),
+        ("Internal", 1), ("InvalidArgument", 2), ("Timeout", 3), ("Unavailable", 4), ("NotFound", 5),
+        ("FrameTooLarge", 1001), ("FrameTruncated", 1002), ("UnknownFrameType", 1003), ("UnknownOpcode", 1004),
+        ("BadBody", 1005), ("HandshakeRequired", 1006), ("UnsupportedVersion", 1007), ("BadHeader", 1008),
+        ("DuplicateStream", 1009), ("TooManyInFlight", 1010), ("TooManyConnections", 1011), ("IdleTimeout", 1012),
+        ("CreditOverflow", 1013), ("ShuttingDown", 1014), ("Cancelled", 1015), ("AlreadyAuthenticated", 1016),
+        ("SlowConsumer", 1017),
+        ("Unauthenticated", 2001), ("KeyRevoked", 2002), ("PermissionDenied", 2003), ("TenantNotFound", 2004),
+        ("TenantExists", 2005), ("KeyNotFound", 2006),
+        ("StorageFormatTooNew", 5001), ("StorageCorrupt", 5002), ("StorageIo", 5003), ("StorageLocked", 5004),
+        ("ConnectionClosed", 6001), ("ClientTimeout", 6002), ("NotConnected", 6003));
+
+    [Fact]
+    public void Wire_constants_are_frozen()
+    {
+        Assert.Equal(16, FrameHeader.Size);
+        Assert.Equal(1, FrameHeader.CurrentVersion);
+        Assert.Equal(1, WireOptions.ProtocolVersion);
+        Assert.Equal(1024 * 1024, WireOptions.DefaultMaxFrameBytes);
+        Assert.Equal(7420, WireOptions.DefaultPort);
+    }
+}
