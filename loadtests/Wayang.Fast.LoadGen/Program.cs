@@ -1,1 +1,63 @@
-return 0;
+using Wayang.Fast.LoadGen;
+using Wayang.Fast.LoadGen.Engine;
+using Wayang.Fast.LoadGen.Scenarios;
+using Wayang.Fast.LoadGen.SelfTest;
+
+// Exit codes: 0 run completed without failures, 2 completed with failed requests, 1 usage or connection error.
+LoadOptions options;
+try
+{
+    options = LoadOptions.Parse(args);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine("error: " + e.Message);
+    return 1;
+}
+
+if (options.Help)
+{
+    Console.WriteLine(LoadOptions.Usage);
+    return 0;
+}
+if (options.ListScenarios)
+{
+    foreach (var s in ScenarioCatalog.All)
+        Console.WriteLine($"{s.Name,-16} {s.Description}");
+    return 0;
+}
+if (options.SelfTest)
+    return await SelfTestRunner.RunAsync(Console.Out);
+
+try
+{
+    var scenario = ScenarioCatalog.Find(options.Scenario)
+        ?? throw new ArgumentException($"unknown scenario '{options.Scenario}' (see --list-scenarios)");
+    var endPoint = LoadRunner.ResolveLoopback(options.Host, options.Port);
+    string key = options.ResolveKey();
+
+    using var cts = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) =>
+    {
+        // First Ctrl+C ends the run early and still prints the report.
+        e.Cancel = true;
+        cts.Cancel();
+    };
+
+    var report = await LoadRunner.RunAsync(options, scenario, endPoint, key, Console.Error, cts.Token);
+    Console.WriteLine(report.ToText());
+    if (options.JsonOut is not null)
+    {
+        string? dir = Path.GetDirectoryName(Path.GetFullPath(options.JsonOut));
+        if (dir is not null)
+            Directory.CreateDirectory(dir);
+        await using var file = File.Create(options.JsonOut);
+        report.WriteJson(file);
+    }
+    return report.AllFailed == 0 && report.Ok > 0 ? 0 : 2;
+}
+catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException || LoadRunner.IsConnectFailure(e))
+{
+    Console.Error.WriteLine("error: " + e.Message);
+    return 1;
+}
