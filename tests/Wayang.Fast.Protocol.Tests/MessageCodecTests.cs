@@ -83,3 +83,26 @@ public class MessageCodecTests
         }
     }
 }
+
+// Characterization of the codec on nil: MessagePack-CSharp turns nil into null, even for properties declared non-null.
+// The spec (messages.md) says receivers treat nil as the default and a nil body as BAD_BODY; code that reads socket
+// input has to apply that rule itself, and these tests show why.
+public class NilHandlingTests
+{
+    [Fact]
+    public void Nil_fields_decode_as_null()
+    {
+        var hello = MessagePackSerializer.Deserialize<HelloRequest>(new byte[] { 0x94, 0x01, 0xc0, 0xc0, 0x00 }, WireOptions.Untrusted);
+        Assert.Null(hello.ClientName);
+        Assert.Null(hello.ApiKey);
+
+        var key = MessagePackSerializer.Deserialize<KeyCreateRequest>(new byte[] { 0x93, 0xa1, 0x61, 0xa1, 0x62, 0xc0 }, WireOptions.Untrusted);
+        Assert.Null(key.Roles);
+    }
+
+    [Fact]
+    public void Nil_body_decodes_as_a_null_message()
+    {
+        Assert.Null(MessagePackSerializer.Deserialize<KeyCreateRequest>(new byte[] { 0xc0 }, WireOptions.Untrusted));
+    }
+}
