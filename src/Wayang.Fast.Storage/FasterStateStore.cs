@@ -1,0 +1,585 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using FASTER.core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Wayang.Fast.Common;
+using Wayang.Fast.Common.Errors;
+using Session = FASTER.core.ClientSession<FASTER.core.SpanByte, FASTER.core.SpanByte, FASTER.core.SpanByte, byte[], FASTER.core.Empty, Wayang.Fast.Storage.StoreFunctions>;
+
+namespace Wayang.Fast.Storage;
+
+// IStateStore on FasterKV<SpanByte, SpanByte>, made durable by the Journal.
+//
+// Write path: under the key's stripe lock, enqueue the journal entry and apply it to FasterKV; then (outside
+// the lock) await the entry's group commit. The stripe lock makes journal order and apply order agree per key,
+// so replaying the journal rebuilds exactly the state that readers saw.
+//
+// Checkpoints: take every stripe lock for a moment and read the journal tail A (now every entry before A is
+// applied), force a journal commit through A, then take a full FasterKV checkpoint (index + fold-over log)
+// whose commit cookie records A, and truncate the journal to A. Recovery restores the latest checkpoint and
+// replays the committed journal from its A, so its cost is bounded by the journal written since the last
+// checkpoint (CheckpointInterval / CheckpointJournalBytes), not by the journal's whole history.
+public sealed class FasterStateStore : IStateStore, IAsyncDisposable
+{
+    public const int FormatVersion = StorageDirectory.CurrentFormatVersion;
+
+    private const int StripeCount = 64;
+    private const int CookieVersion = 1;
+
+    private readonly StorageDirectory _directory;
+    private readonly StorageOptions _options;
+    private readonly ILogger _logger;
+    private readonly IDevice _hlogDevice;
+    private readonly FasterKV<SpanByte, SpanByte> _kv;
+    private readonly StoreFunctions _functions = new();
+    private readonly ConcurrentBag<Session> _sessions = [];
+    private readonly Lock[] _stripes = new Lock[StripeCount];
+    private readonly SemaphoreSlim _checkpointGate = new(1, 1);
+    private readonly SemaphoreSlim _checkpointSignal = new(0, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Journal _journal;
+    private Task _checkpointLoop = Task.CompletedTask;
+    private long _mutations;
+    private long _mutationsAtCheckpoint;
+    private long _checkpointAddress;
+    private int _checkpointSignalled;
+    private int _disposed;
+
+    private FasterStateStore(StorageDirectory directory, StorageOptions options, ILogger logger)
+    {
+        _directory = directory;
+        _options = options;
+        _logger = logger;
+        for (int i = 0; i < _stripes.Length; i++)
+            _stripes[i] = new Lock();
+
+        var manifest = directory.Manifest;
+        Directory.CreateDirectory(directory.StatePath);
+        _hlogDevice = Devices.CreateLogDevice(Path.Combine(directory.StatePath, "hlog"), preallocateFile: false, deleteOnClose: false, recoverDevice: true);
+        var kvSettings = new FasterKVSettings<SpanByte, SpanByte>
+        {
+            IndexSize = Math.Max(options.IndexBuckets, 64) * 64,
+            LogDevice = _hlogDevice,
+            PageSize = 1L << manifest.StorePageBits,
+            SegmentSize = 1L << manifest.StoreSegmentBits,
+            MemorySize = 1L << Math.Max(options.StoreMemoryBits, manifest.StorePageBits + 1),
+            CheckpointDir = Path.Combine(directory.StatePath, "checkpoints"),
+            RemoveOutdatedCheckpoints = true,
+            TryRecoverLatest = false,
+        };
+        _kv = new FasterKV<SpanByte, SpanByte>(kvSettings);
+        Metrics = new StorageMetrics();
+        try
+        {
+            Recovery = RecoverState(out _journal);
+        }
+        catch
+        {
+            _kv.Dispose();
+            _hlogDevice.Dispose();
+            throw;
+        }
+    }
+
+    public static FasterStateStore Open(StorageOptions options, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Validate(options);
+        logger ??= NullLogger.Instance;
+        var directory = StorageDirectory.Open(options);
+        try
+        {
+            var effective = ApplyManifest(options, directory.Manifest, logger);
+            var store = new FasterStateStore(directory, effective, logger);
+            store._checkpointLoop = Task.Run(store.CheckpointLoopAsync);
+            StorageLog.Opened(logger, directory.Root, directory.Manifest.FormatVersion, options.Durability);
+            return store;
+        }
+        catch
+        {
+            directory.Dispose();
+            throw;
+        }
+    }
+
+    // Open does blocking recovery I/O; this keeps it off the caller's thread.
+    public static Task<FasterStateStore> OpenAsync(StorageOptions options, ILogger? logger = null, CancellationToken cancellationToken = default) =>
+        Task.Run(() => Open(options, logger), cancellationToken);
+
+    public string DataDirectory => _directory.Root;
+    public Journal Journal => _journal;
+    public StorageMetrics Metrics { get; }
+    public StoreRecoveryInfo Recovery { get; }
+    // Journal address the latest completed checkpoint covers.
+    public long CheckpointAddress => Volatile.Read(ref _checkpointAddress);
+
+    public ValueTask PutAsync(ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value, CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+            return ValueTask.FromCanceled(cancellationToken);
+        CheckKey(key.Span);
+        if (value.Length > _options.MaxValueBytes)
+            ThrowHelper.ThrowWayang(ErrorCode.InvalidArgument, $"Value is {value.Length} bytes; the limit is {_options.MaxValueBytes}.");
+        ThrowIfDisposed();
+
+        long address;
+        var stripe = StripeFor(key.Span);
+        stripe.Enter();
+        try
+        {
+            address = _journal.EnqueuePut(key.Span, value.Span);
+            ApplyPut(key.Span, value.Span);
+        }
+        finally
+        {
+            stripe.Exit();
+        }
+        AfterMutation(address);
+        return _journal.WaitForCommitAsync(address, cancellationToken);
+    }
+
+    public ValueTask DeleteAsync(ReadOnlyMemory<byte> key, CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+            return ValueTask.FromCanceled(cancellationToken);
+        CheckKey(key.Span);
+        ThrowIfDisposed();
+
+        long address;
+        var stripe = StripeFor(key.Span);
+        stripe.Enter();
+        try
+        {
+            address = _journal.Enqueue(JournalRecordType.Delete, key.Span);
+            ApplyDelete(key.Span);
+        }
+        finally
+        {
+            stripe.Exit();
+        }
+        AfterMutation(address);
+        return _journal.WaitForCommitAsync(address, cancellationToken);
+    }
+
+    public unsafe bool TryGet(ReadOnlySpan<byte> key, out byte[] value)
+    {
+        ThrowIfDisposed();
+        var session = RentSession();
+        try
+        {
+            byte[] output = null!;
+            Status status;
+            fixed (byte* k = key)
+            {
+                var keySpan = SpanByte.FromPointer(k, key.Length);
+                status = session.Read(ref keySpan, ref output);
+                if (status.IsPending)
+                {
+                    // The record is on disk: wait for this one read (FASTER sessions complete their own I/O).
+                    session.CompletePendingWithOutputs(out var completed, wait: true);
+                    using (completed)
+                    {
+                        while (completed.Next())
+                        {
+                            status = completed.Current.Status;
+                            output = completed.Current.Output;
+                        }
+                    }
+                }
+            }
+            if (status.Found && output is not null)
+            {
+                value = output;
+                return true;
+            }
+            value = [];
+            return false;
+        }
+        finally
+        {
+            ReturnSession(session);
+        }
+    }
+
+    public IReadOnlyList<KeyValuePair<byte[], byte[]>> ScanPrefix(ReadOnlySpan<byte> prefix)
+    {
+        ThrowIfDisposed();
+        var results = new List<KeyValuePair<byte[], byte[]>>();
+        var session = RentSession();
+        try
+        {
+            // Iterate yields each live key once (its latest version; deleted keys are skipped).
+            using var iterator = session.Iterate();
+            while (iterator.GetNext(out _))
+            {
+                ref var key = ref iterator.GetKey();
+                if (!key.AsReadOnlySpan().StartsWith(prefix))
+                    continue;
+                ref var value = ref iterator.GetValue();
+                results.Add(new KeyValuePair<byte[], byte[]>(key.ToByteArray(), value.ToByteArray()));
+            }
+        }
+        finally
+        {
+            ReturnSession(session);
+        }
+        return results;
+    }
+
+    // Takes a checkpoint now (the background loop calls this on CheckpointInterval / CheckpointJournalBytes) and
+    // returns the journal address it covers. The journal before that address is truncated afterwards.
+    public async ValueTask<long> CheckpointAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        await _checkpointGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await CheckpointCoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _checkpointGate.Release();
+        }
+    }
+
+    private async ValueTask<long> CheckpointCoreAsync(CancellationToken cancellationToken)
+    {
+        long start = Stopwatch.GetTimestamp();
+        long mutations = Volatile.Read(ref _mutations);
+        long covered = CutJournal();
+
+        // The checkpoint must never cover journal entries that a crash could still lose: if it did, recovery
+        // would reopen the journal behind the checkpoint and later writes would land below the covered address.
+        await _journal.CommitAsync(cancellationToken).ConfigureAwait(false);
+
+        var cookie = new byte[sizeof(int) + sizeof(long)];
+        BinaryPrimitives.WriteInt32LittleEndian(cookie, CookieVersion);
+        BinaryPrimitives.WriteInt64LittleEndian(cookie.AsSpan(sizeof(int)), covered);
+        _kv.CommitCookie = cookie;
+
+        bool success;
+        Guid token;
+        while (true)
+        {
+            (success, token) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
+            if (success)
+                break;
+            // Another checkpoint (none of ours: the gate serializes them) is in progress; wait it out.
+            await _kv.CompleteCheckpointAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        Volatile.Write(ref _checkpointAddress, covered);
+        Volatile.Write(ref _mutationsAtCheckpoint, mutations);
+        if (covered > _journal.BeginAddress)
+            await _journal.TruncateUntilAsync(covered, cancellationToken).ConfigureAwait(false);
+
+        Span<byte> marker = stackalloc byte[sizeof(long) + 16];
+        BinaryPrimitives.WriteInt64LittleEndian(marker, covered);
+        token.TryWriteBytes(marker[sizeof(long)..]);
+        _journal.Enqueue(JournalRecordType.Checkpoint, marker);
+
+        Metrics.OnCheckpoint(start, covered);
+        StorageLog.CheckpointTaken(_logger, token, covered, (long)Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        return covered;
+    }
+
+    // With every stripe held, no write sits between its journal enqueue and its FasterKV apply, so every entry
+    // below the tail read here is already in FasterKV and will be in the checkpoint that starts after this.
+    private long CutJournal()
+    {
+        int entered = 0;
+        try
+        {
+            for (; entered < _stripes.Length; entered++)
+                _stripes[entered].Enter();
+            return _journal.TailAddress;
+        }
+        finally
+        {
+            for (int i = entered - 1; i >= 0; i--)
+                _stripes[i].Exit();
+        }
+    }
+
+    private async Task CheckpointLoopAsync()
+    {
+        var stopToken = _stop.Token;
+        var interval = _options.CheckpointInterval > TimeSpan.Zero ? _options.CheckpointInterval : Timeout.InfiniteTimeSpan;
+        while (!stopToken.IsCancellationRequested)
+        {
+            try
+            {
+                await _checkpointSignal.WaitAsync(interval, stopToken).ConfigureAwait(false);
+                Volatile.Write(ref _checkpointSignalled, 0);
+                if (Volatile.Read(ref _mutations) != Volatile.Read(ref _mutationsAtCheckpoint))
+                    await CheckpointAsync(stopToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stopToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                StorageLog.CheckpointFailed(_logger, ex);
+            }
+        }
+    }
+
+    private void AfterMutation(long address)
+    {
+        Interlocked.Increment(ref _mutations);
+        if (address - Volatile.Read(ref _checkpointAddress) >= _options.CheckpointJournalBytes
+            && Interlocked.Exchange(ref _checkpointSignalled, 1) == 0)
+        {
+            _checkpointSignal.Release();
+        }
+    }
+
+    private StoreRecoveryInfo RecoverState(out Journal journal)
+    {
+        long start = Stopwatch.GetTimestamp();
+        bool fromCheckpoint = false;
+        long covered = 0;
+        if (_kv.CheckpointManager.GetLogCheckpointTokens().Any())
+        {
+            try
+            {
+                _kv.Recover();
+            }
+            catch (Exception ex)
+            {
+                throw new WayangException(new WayangError(ErrorCode.StorageCorrupt, $"The state checkpoint in '{_directory.StatePath}' could not be recovered: {ex.Message}"), ex);
+            }
+            var cookie = _kv.RecoveredCommitCookie;
+            if (cookie is null || cookie.Length < sizeof(int) + sizeof(long) || BinaryPrimitives.ReadInt32LittleEndian(cookie) != CookieVersion)
+                throw new WayangException(ErrorCode.StorageCorrupt, $"The state checkpoint in '{_directory.StatePath}' does not record which journal address it covers.");
+            covered = BinaryPrimitives.ReadInt64LittleEndian(cookie.AsSpan(sizeof(int)));
+            fromCheckpoint = true;
+        }
+
+        journal = Journal.Open(_directory.JournalPath, _options, Metrics, _logger);
+        try
+        {
+            if (fromCheckpoint)
+            {
+                if (journal.BeginAddress > covered)
+                    throw new WayangException(ErrorCode.StorageCorrupt, $"The journal starts at address {journal.BeginAddress}, after the address {covered} the checkpoint covers: entries in between are missing.");
+                if (journal.CommittedUntilAddress < covered)
+                    throw new WayangException(ErrorCode.StorageCorrupt, $"The journal is committed only until address {journal.CommittedUntilAddress}, behind the address {covered} the checkpoint covers.");
+            }
+            else if (journal.BeginAddress > FirstJournalAddress)
+            {
+                throw new WayangException(ErrorCode.StorageCorrupt, $"The journal was truncated to address {journal.BeginAddress} but no state checkpoint exists in '{_directory.StatePath}'.");
+            }
+
+            long replayed = 0;
+            foreach (var record in journal.ReadCommitted(covered))
+            {
+                if (Replay(record))
+                    replayed++;
+            }
+            // A store that replayed anything checkpoints at its next trigger (or dispose), not only after new writes.
+            _mutations = replayed;
+            Volatile.Write(ref _checkpointAddress, covered);
+            Metrics.OnRecoveredCheckpoint(covered);
+            var info = new StoreRecoveryInfo(fromCheckpoint, covered, replayed, journal.CommittedUntilAddress, Stopwatch.GetElapsedTime(start));
+            StorageLog.Recovered(_logger, fromCheckpoint, covered, replayed, info.JournalCommittedUntil, (long)info.Duration.TotalMilliseconds);
+            return info;
+        }
+        catch
+        {
+            journal.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw;
+        }
+    }
+
+    // FasterLog's first entry address (FASTER reserves the first 64 bytes of a log).
+    private const long FirstJournalAddress = 64;
+
+    private bool Replay(in JournalRecord record)
+    {
+        var payload = record.Payload.Span;
+        switch (record.Type)
+        {
+            case JournalRecordType.Put:
+                if (payload.Length < sizeof(uint))
+                    throw CorruptRecord(record, "Put entry has no key length");
+                uint keyLength = BinaryPrimitives.ReadUInt32LittleEndian(payload);
+                if (keyLength == 0 || keyLength > payload.Length - sizeof(uint))
+                    throw CorruptRecord(record, $"Put entry's key length {keyLength} does not fit its {payload.Length}-byte body");
+                ApplyPut(payload.Slice(sizeof(uint), (int)keyLength), payload[(sizeof(uint) + (int)keyLength)..]);
+                return true;
+            case JournalRecordType.Delete:
+                if (payload.IsEmpty)
+                    throw CorruptRecord(record, "Delete entry has no key");
+                ApplyDelete(payload);
+                return true;
+            case JournalRecordType.Checkpoint:
+                return false;
+            default:
+                throw CorruptRecord(record, $"unknown record type {(byte)record.Type}");
+        }
+    }
+
+    private WayangException CorruptRecord(in JournalRecord record, string what) =>
+        new(ErrorCode.StorageCorrupt, $"Journal '{_directory.JournalPath}' is corrupt: entry at address {record.Address}: {what}.");
+
+    private unsafe void ApplyPut(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
+    {
+        var session = RentSession();
+        try
+        {
+            fixed (byte* k = key)
+            fixed (byte* v = value)
+            {
+                var keySpan = SpanByte.FromPointer(k, key.Length);
+                var valueSpan = SpanByte.FromPointer(v, value.Length);
+                session.Upsert(ref keySpan, ref valueSpan);
+            }
+        }
+        finally
+        {
+            ReturnSession(session);
+        }
+    }
+
+    private unsafe void ApplyDelete(ReadOnlySpan<byte> key)
+    {
+        var session = RentSession();
+        try
+        {
+            fixed (byte* k = key)
+            {
+                var keySpan = SpanByte.FromPointer(k, key.Length);
+                session.Delete(ref keySpan);
+            }
+        }
+        finally
+        {
+            ReturnSession(session);
+        }
+    }
+
+    // FASTER sessions are single-threaded; a pool gives each concurrent caller its own. Operations here never
+    // leave a session with pending work (reads complete before returning), so any thread may take any session.
+    private Session RentSession() =>
+        _sessions.TryTake(out var session) ? session : _kv.For(_functions).NewSession<StoreFunctions>();
+
+    private void ReturnSession(Session session)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            session.Dispose();
+            return;
+        }
+        _sessions.Add(session);
+    }
+
+    private Lock StripeFor(ReadOnlySpan<byte> key) => _stripes[Crc32C.Compute(key) & (StripeCount - 1)];
+
+    private void CheckKey(ReadOnlySpan<byte> key)
+    {
+        if (key.IsEmpty)
+            ThrowHelper.ThrowWayang(ErrorCode.InvalidArgument, "A key must not be empty.");
+        if (key.Length > _options.MaxKeyBytes)
+            ThrowHelper.ThrowWayang(ErrorCode.InvalidArgument, $"Key is {key.Length} bytes; the limit is {_options.MaxKeyBytes}.");
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+    private static void Validate(StorageOptions options)
+    {
+        if (string.IsNullOrWhiteSpace(options.DataDirectory))
+            ThrowHelper.ThrowArgument(nameof(options), "StorageOptions.DataDirectory is required.");
+        if (options.MaxKeyBytes <= 0 || options.MaxValueBytes < 0)
+            ThrowHelper.ThrowArgument(nameof(options), "MaxKeyBytes must be positive and MaxValueBytes non-negative.");
+    }
+
+    private static StorageOptions ApplyManifest(StorageOptions requested, DataManifest manifest, ILogger logger)
+    {
+        void Note(string name, int asked, int actual)
+        {
+            if (asked != actual)
+                StorageLog.GeometryFromManifest(logger, name, asked, actual);
+        }
+        Note(nameof(StorageOptions.JournalPageBits), requested.JournalPageBits, manifest.JournalPageBits);
+        Note(nameof(StorageOptions.JournalSegmentBits), requested.JournalSegmentBits, manifest.JournalSegmentBits);
+        Note(nameof(StorageOptions.StorePageBits), requested.StorePageBits, manifest.StorePageBits);
+        Note(nameof(StorageOptions.StoreSegmentBits), requested.StoreSegmentBits, manifest.StoreSegmentBits);
+
+        var effective = new StorageOptions
+        {
+            DataDirectory = requested.DataDirectory,
+            Durability = requested.Durability,
+            RelaxedCommitInterval = requested.RelaxedCommitInterval,
+            CheckpointInterval = requested.CheckpointInterval,
+            CheckpointJournalBytes = requested.CheckpointJournalBytes,
+            JournalMemoryBits = Math.Max(requested.JournalMemoryBits, manifest.JournalPageBits + 1),
+            JournalPageBits = manifest.JournalPageBits,
+            JournalSegmentBits = manifest.JournalSegmentBits,
+            IndexBuckets = requested.IndexBuckets,
+            StoreMemoryBits = requested.StoreMemoryBits,
+            StorePageBits = manifest.StorePageBits,
+            StoreSegmentBits = manifest.StoreSegmentBits,
+            DeleteOnClose = requested.DeleteOnClose,
+            MaxKeyBytes = requested.MaxKeyBytes,
+            MaxValueBytes = requested.MaxValueBytes,
+            CheckpointOnDispose = requested.CheckpointOnDispose,
+        };
+        // One Put entry (header, key length, key, value) must fit in one journal page and one store page.
+        long largest = JournalEntryFormat.HeaderBytes + JournalEntryFormat.PutBodyPrefixBytes + (long)effective.MaxKeyBytes + effective.MaxValueBytes + 64;
+        if (largest > (1L << effective.JournalPageBits) || largest > (1L << effective.StorePageBits))
+            ThrowHelper.ThrowWayang(ErrorCode.InvalidArgument,
+                $"MaxKeyBytes + MaxValueBytes ({effective.MaxKeyBytes} + {effective.MaxValueBytes}) must fit in one journal page (2^{effective.JournalPageBits}) and one store page (2^{effective.StorePageBits}).");
+        return effective;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+            return;
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _checkpointLoop.ConfigureAwait(false);
+        try
+        {
+            if (_options.CheckpointOnDispose && Volatile.Read(ref _mutations) != Volatile.Read(ref _mutationsAtCheckpoint))
+                await CheckpointAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The journal still holds everything; the next open replays it.
+            StorageLog.CheckpointFailed(_logger, ex);
+        }
+        Volatile.Write(ref _disposed, 1);
+        await _journal.DisposeAsync().ConfigureAwait(false);
+        while (_sessions.TryTake(out var session))
+            session.Dispose();
+        _kv.Dispose();
+        _hlogDevice.Dispose();
+        _directory.Dispose();
+        _stop.Dispose();
+        _checkpointGate.Dispose();
+        _checkpointSignal.Dispose();
+        if (_options.DeleteOnClose)
+        {
+            try
+            {
+                Directory.Delete(_directory.Root, recursive: true);
+            }
+            catch (IOException)
+            {
+                // Best effort: tests use their own temp directories.
+            }
+        }
+    }
+}
+
+// What Open found: whether a checkpoint was restored, the journal address it covers, and how much journal was
+// replayed on top of it.
+public readonly record struct StoreRecoveryInfo(bool FromCheckpoint, long CheckpointAddress, long ReplayedEntries, long JournalCommittedUntil, TimeSpan Duration);

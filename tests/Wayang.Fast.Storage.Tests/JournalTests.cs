@@ -1,0 +1,140 @@
+using static Wayang.Fast.Storage.Tests.TestData;
+
+namespace Wayang.Fast.Storage.Tests;
+
+public sealed class JournalTests
+{
+    [Fact]
+    public async Task AppendedEntriesAreDurableAndReadBackInOrder()
+    {
+        using var dir = new TempDir();
+        var options = SmallOptions(dir.Path);
+        var addresses = new List<long>();
+        await using (var journal = Journal.Open(dir.Path, options))
+        {
+            for (int i = 0; i < 50; i++)
+            {
+                long address = await journal.AppendAsync(JournalRecordType.Put, Bytes("entry-" + i));
+                Assert.True(journal.CommittedUntilAddress > address);
+                addresses.Add(address);
+            }
+            Assert.Equal(addresses.Order(), addresses);
+        }
+
+        await using (var journal = Journal.Open(dir.Path, options))
+        {
+            var records = journal.ReadCommitted(0).ToList();
+            Assert.Equal(addresses, records.Select(r => r.Address));
+            Assert.All(records, r => Assert.Equal(JournalRecordType.Put, r.Type));
+            Assert.Equal(Enumerable.Range(0, 50).Select(i => "entry-" + i), records.Select(r => Text(r.Payload.ToArray())));
+        }
+    }
+
+    [Fact]
+    public async Task OneCommitReleasesEverythingEnqueuedBeforeIt()
+    {
+        using var dir = new TempDir();
+        await using var journal = Journal.Open(dir.Path, SmallOptions(dir.Path));
+        await journal.AppendAsync(JournalRecordType.Put, Bytes("warm-up"));
+        long commitsBefore = journal.Metrics.CommitCount;
+
+        // 200 entries enqueued before anyone waits: the group commit must take them all at once.
+        var addresses = Enumerable.Range(0, 200).Select(i => journal.Enqueue(JournalRecordType.Put, Bytes("e" + i))).ToArray();
+        await Task.WhenAll(addresses.Select(a => journal.WaitForCommitAsync(a).AsTask()));
+
+        Assert.True(journal.CommittedUntilAddress > addresses.Max());
+        // One commit takes them all; a second may start if a waiter signals after the first swapped its batch.
+        Assert.InRange(journal.Metrics.CommitCount - commitsBefore, 1, 2);
+    }
+
+    [Fact]
+    public async Task ConcurrentAppendsShareCommits()
+    {
+        using var dir = new TempDir();
+        await using var journal = Journal.Open(dir.Path, SmallOptions(dir.Path));
+        const int Writers = 32;
+        const int PerWriter = 40;
+        var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var writers = Enumerable.Range(0, Writers).Select(w => Task.Run(async () =>
+        {
+            await start.Task;
+            for (int i = 0; i < PerWriter; i++)
+                await journal.AppendAsync(JournalRecordType.Put, Bytes($"w{w}-{i}"));
+        })).ToArray();
+        start.SetResult();
+        await Task.WhenAll(writers);
+
+        Assert.Equal(Writers * PerWriter, journal.Metrics.AppendCount);
+        // Writers that arrive while a commit is in flight wait for the next one together, so there are fewer
+        // commits than appends even on a fast disk (each waiter can start at most one commit of its own).
+        Assert.True(journal.Metrics.CommitCount < journal.Metrics.AppendCount,
+            $"{journal.Metrics.CommitCount} commits for {journal.Metrics.AppendCount} appends");
+        Assert.True(journal.Metrics.TotalCommitLatency > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public async Task CommitObserverSeesEveryCommit()
+    {
+        using var dir = new TempDir();
+        await using var journal = Journal.Open(dir.Path, SmallOptions(dir.Path));
+        int observed = 0;
+        journal.Metrics.CommitObserved = latency =>
+        {
+            Assert.True(latency >= TimeSpan.Zero);
+            Interlocked.Increment(ref observed);
+        };
+        for (int i = 0; i < 5; i++)
+            await journal.AppendAsync(JournalRecordType.Delete, Bytes("k" + i));
+        Assert.Equal(journal.Metrics.CommitCount, Volatile.Read(ref observed));
+        Assert.True(observed >= 1);
+    }
+
+    [Fact]
+    public async Task RelaxedAppendsCompleteBeforeCommitAndDisposeCommitsThem()
+    {
+        using var dir = new TempDir();
+        var options = SmallOptions(dir.Path);
+        options.Durability = DurabilityMode.Relaxed;
+        options.RelaxedCommitInterval = TimeSpan.FromHours(1);
+        long last;
+        await using (var journal = Journal.Open(dir.Path, options))
+        {
+            long commits = journal.Metrics.CommitCount;
+            for (int i = 0; i < 10; i++)
+                await journal.AppendAsync(JournalRecordType.Put, Bytes("r" + i));
+            last = journal.TailAddress;
+            // Nothing committed yet: the interval is an hour, and relaxed waiters do not ask for commits.
+            Assert.Equal(commits, journal.Metrics.CommitCount);
+        }
+        await using (var journal = Journal.Open(dir.Path, options))
+        {
+            Assert.Equal(10, journal.ReadCommitted(0).Count());
+            Assert.Equal(last, journal.CommittedUntilAddress);
+        }
+    }
+
+    [Fact]
+    public async Task RelaxedModeCommitsOnTheInterval()
+    {
+        using var dir = new TempDir();
+        var options = SmallOptions(dir.Path);
+        options.Durability = DurabilityMode.Relaxed;
+        options.RelaxedCommitInterval = TimeSpan.FromMilliseconds(5);
+        await using var journal = Journal.Open(dir.Path, options);
+        long address = await journal.AppendAsync(JournalRecordType.Put, Bytes("x"));
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (journal.CommittedUntilAddress <= address && DateTime.UtcNow < deadline)
+            await Task.Delay(5);
+        Assert.True(journal.CommittedUntilAddress > address);
+    }
+
+    [Fact]
+    public async Task OversizedPayloadIsRejectedBeforeEnqueue()
+    {
+        using var dir = new TempDir();
+        await using var journal = Journal.Open(dir.Path, SmallOptions(dir.Path));
+        Assert.Throws<ArgumentException>(() => journal.Enqueue(JournalRecordType.Put, new byte[journal.MaxPayloadBytes + 1]));
+        long address = journal.Enqueue(JournalRecordType.Put, new byte[journal.MaxPayloadBytes]);
+        await journal.WaitForCommitAsync(address);
+    }
+}
