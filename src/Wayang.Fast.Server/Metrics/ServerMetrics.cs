@@ -1,0 +1,136 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Server.Sessions;
+
+namespace Wayang.Fast.Server.Metrics;
+
+// Process-wide metrics and the Prometheus text exposition (format 0.0.4), written by hand: no package.
+// Per-connection hot counters live in SessionStats; what is here is either rare (connections, errors,
+// journal commits) and updated with Interlocked, or the folded totals of closed sessions.
+internal sealed class ServerMetrics
+{
+    private static readonly ErrorCode[] KnownCodes = [.. ErrorRegistry.All.Select(e => e.Code)];
+
+    private readonly Lock _retiredLock = new();
+    private readonly SessionStats _retired = new();
+    private readonly long[] _errors = new long[KnownCodes.Length + 1];
+    private readonly long[] _commitBuckets = new long[LatencyBuckets.Count];
+    private long _commitSumTicks;
+    private long _commitCount;
+
+    public long ConnectionsCurrent;
+    public long ConnectionsTotal;
+    public long ConnectionsRejected;
+    public long FramesTruncated;
+    public long SessionFaults;
+
+    public void Error(ErrorCode code) => Interlocked.Increment(ref _errors[ErrorSlot(code)]);
+
+    public long ErrorCount(ErrorCode code) => Volatile.Read(ref _errors[ErrorSlot(code)]);
+
+    public void JournalCommit(TimeSpan elapsed)
+    {
+        long ticks = (long)(elapsed.TotalSeconds * Stopwatch.Frequency);
+        Interlocked.Increment(ref _commitBuckets[LatencyBuckets.IndexOf(ticks)]);
+        Interlocked.Add(ref _commitSumTicks, ticks);
+        Interlocked.Increment(ref _commitCount);
+    }
+
+    public void Retire(SessionStats stats)
+    {
+        lock (_retiredLock)
+            stats.AddTo(_retired);
+    }
+
+    private static int ErrorSlot(ErrorCode code)
+    {
+        int i = Array.IndexOf(KnownCodes, code);
+        return i < 0 ? KnownCodes.Length : i;
+    }
+
+    public string Render(IEnumerable<Session> liveSessions)
+    {
+        var total = new SessionStats();
+        long inFlight = 0;
+        lock (_retiredLock)
+            _retired.AddTo(total);
+        foreach (var s in liveSessions)
+        {
+            s.Stats.AddTo(total);
+            inFlight += s.InFlightCount;
+        }
+
+        var sb = new StringBuilder(16 * 1024);
+        Gauge(sb, "wayang_connections_current", "Open protocol connections.", Volatile.Read(ref ConnectionsCurrent));
+        Counter(sb, "wayang_connections_total", "Protocol connections accepted.", Volatile.Read(ref ConnectionsTotal));
+        Counter(sb, "wayang_connections_rejected_total", "Connections refused with TOO_MANY_CONNECTIONS.", Volatile.Read(ref ConnectionsRejected));
+        Gauge(sb, "wayang_requests_in_flight", "Asynchronous requests and streams in flight.", inFlight);
+
+        Header(sb, "wayang_frames_in_total", "Frames received, by frame type.", "counter");
+        for (int t = 1; t <= 12; t++)
+            Sample(sb, "wayang_frames_in_total", "type", FrameTypeNames.Names[t], total.FramesIn[t]);
+        Header(sb, "wayang_frames_out_total", "Frames sent, by frame type.", "counter");
+        for (int t = 1; t <= 12; t++)
+            Sample(sb, "wayang_frames_out_total", "type", FrameTypeNames.Names[t], total.FramesOut[t]);
+        Counter(sb, "wayang_bytes_in_total", "Protocol bytes received in complete frames.", total.BytesIn);
+        Counter(sb, "wayang_bytes_out_total", "Protocol bytes written.", total.BytesOut);
+
+        Header(sb, "wayang_request_duration_seconds", "Request latency from frame parsed to final reply written, by opcode.", "histogram");
+        for (int op = 0; op < OpcodeIndex.Count; op++)
+        {
+            var label = string.Concat("opcode=\"", OpcodeIndex.Names[op], "\"");
+            Histogram(sb, "wayang_request_duration_seconds", label, total.LatencyBuckets.AsSpan(op * LatencyBuckets.Count, LatencyBuckets.Count), total.LatencySumTicks[op], total.LatencyCount[op]);
+        }
+
+        Header(sb, "wayang_errors_total", "ERROR frames sent and connection-level errors, by code name.", "counter");
+        for (int i = 0; i < KnownCodes.Length; i++)
+            Sample(sb, "wayang_errors_total", "code", ErrorRegistry.NameOf(KnownCodes[i]), Volatile.Read(ref _errors[i]));
+        Sample(sb, "wayang_errors_total", "code", "OTHER", Volatile.Read(ref _errors[KnownCodes.Length]));
+
+        Header(sb, "wayang_journal_commit_duration_seconds", "Storage group-commit latency.", "histogram");
+        Histogram(sb, "wayang_journal_commit_duration_seconds", null, _commitBuckets, Volatile.Read(ref _commitSumTicks), Volatile.Read(ref _commitCount));
+
+        Counter(sb, "wayang_frames_truncated_total", "Connections that ended in the middle of a frame.", Volatile.Read(ref FramesTruncated));
+        Counter(sb, "wayang_session_faults_total", "Sessions ended by an unexpected exception (a bug if nonzero).", Volatile.Read(ref SessionFaults));
+        return sb.ToString();
+    }
+
+    private static void Header(StringBuilder sb, string name, string help, string type) =>
+        sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')
+          .Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
+
+    private static void Gauge(StringBuilder sb, string name, string help, long value)
+    {
+        Header(sb, name, help, "gauge");
+        sb.Append(name).Append(' ').Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+    }
+
+    private static void Counter(StringBuilder sb, string name, string help, long value)
+    {
+        Header(sb, name, help, "counter");
+        sb.Append(name).Append(' ').Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+    }
+
+    private static void Sample(StringBuilder sb, string name, string label, string labelValue, long value) =>
+        sb.Append(name).Append('{').Append(label).Append("=\"").Append(labelValue).Append("\"} ")
+          .Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+
+    private static void Histogram(StringBuilder sb, string name, string? labels, ReadOnlySpan<long> buckets, long sumTicks, long count)
+    {
+        long cumulative = 0;
+        for (int b = 0; b < buckets.Length; b++)
+        {
+            cumulative += Volatile.Read(in buckets[b]);
+            sb.Append(name).Append("_bucket{");
+            if (labels is not null)
+                sb.Append(labels).Append(',');
+            sb.Append("le=\"").Append(LatencyBuckets.LeLabels[b]).Append("\"} ").Append(cumulative.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        }
+        var suffix = labels is null ? " " : string.Concat("{", labels, "} ");
+        sb.Append(name).Append("_sum").Append(suffix)
+          .Append(((double)sumTicks / Stopwatch.Frequency).ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+        sb.Append(name).Append("_count").Append(suffix).Append(count.ToString(CultureInfo.InvariantCulture)).Append('\n');
+    }
+}

@@ -1,0 +1,84 @@
+using System.Collections.Concurrent;
+using System.IO.Pipelines;
+using System.Reflection;
+using Microsoft.Extensions.Logging;
+using Wayang.Fast.Control.Tenancy;
+using Wayang.Fast.Server.Metrics;
+using Wayang.Fast.Server.Sessions;
+
+namespace Wayang.Fast.Server;
+
+// What every session shares: options, the tenant directory, metrics, the live-session registry, the
+// shutdown flag and one timer for handshake and idle timeouts. Independent of Kestrel, so a benchmark can
+// run sessions over in-memory pipes.
+internal sealed class ServerCore : IDisposable
+{
+    private readonly ConcurrentDictionary<long, Session> _sessions = new();
+    private readonly Timer _timer;
+    private long _nextSessionId;
+    private volatile bool _shuttingDown;
+
+    public ServerCore(WayangServerOptions options, TenantDirectory tenants, ILogger logger)
+    {
+        Options = options;
+        Tenants = tenants;
+        Logger = logger;
+        IdleTimeoutMs = (long)options.IdleTimeout.TotalMilliseconds;
+        HandshakeTimeoutMs = (long)options.HandshakeTimeout.TotalMilliseconds;
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(Math.Min(IdleTimeoutMs, HandshakeTimeoutMs) / 4, 20, 1000));
+        _timer = new Timer(static s => ((ServerCore)s!).CheckTimeouts(), this, period, period);
+    }
+
+    public static readonly string ServerVersion =
+        typeof(ServerCore).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    public WayangServerOptions Options { get; }
+    public TenantDirectory Tenants { get; }
+    public ILogger Logger { get; }
+    public ServerMetrics Metrics { get; } = new();
+    public long IdleTimeoutMs { get; }
+    public long HandshakeTimeoutMs { get; }
+
+    public bool ShuttingDown => _shuttingDown;
+
+    public bool StorageOpen { get; set; } = true;
+
+    public ICollection<Session> Sessions => _sessions.Values;
+
+    public long InFlight
+    {
+        get
+        {
+            long n = 0;
+            foreach (var s in _sessions.Values)
+                n += s.InFlightCount;
+            return n;
+        }
+    }
+
+    public Session CreateSession(IDuplexPipe transport, string connectionId, string? remote = null)
+    {
+        var session = new Session(this, transport, Interlocked.Increment(ref _nextSessionId), connectionId, remote);
+        _sessions[session.Id] = session;
+        return session;
+    }
+
+    public void Unregister(Session session)
+    {
+        if (_sessions.TryRemove(session.Id, out _))
+            Metrics.Retire(session.Stats);
+    }
+
+    public void BeginShutdown() => _shuttingDown = true;
+
+    public string RenderMetrics() => Metrics.Render(_sessions.Values);
+
+    private void CheckTimeouts()
+    {
+        long now = Environment.TickCount64;
+        foreach (var s in _sessions.Values)
+            s.CheckTimeouts(now);
+    }
+
+    public void Dispose() => _timer.Dispose();
+}

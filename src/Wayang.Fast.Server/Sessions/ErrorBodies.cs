@@ -1,0 +1,31 @@
+using System.Collections.Concurrent;
+using MessagePack;
+using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Protocol;
+using Wayang.Fast.Protocol.Messages;
+
+namespace Wayang.Fast.Server.Sessions;
+
+// ERROR bodies carrying a code's default message are serialized once and reused: a peer that provokes
+// errors at a high rate (TOO_MANY_IN_FLIGHT, UNKNOWN_OPCODE) costs no allocation per error.
+internal static class ErrorBodies
+{
+    private static readonly ConcurrentDictionary<ErrorCode, byte[]> Defaults = new();
+
+    public static byte[] Default(ErrorCode code) =>
+        Defaults.TryGetValue(code, out var body) ? body : Defaults.GetOrAdd(code, static c => Serialize(new WayangError(c)));
+
+    public static byte[] Serialize(WayangError error)
+    {
+        var body = new ErrorBody
+        {
+            Code = (int)error.Code,
+            Name = error.Name,
+            Message = error.Message,
+            Retryable = error.Retryable,
+            RetryAfterMs = error.RetryAfterMs,
+            Details = error.Details.Count == 0 ? [] : new Dictionary<string, string>(error.Details),
+        };
+        return MessagePackSerializer.Serialize(body, WireOptions.Trusted);
+    }
+}

@@ -1,0 +1,252 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Wayang.Fast.Control.Tenancy;
+using Wayang.Fast.Protocol.Framing;
+using Wayang.Fast.Storage;
+
+namespace Wayang.Fast.Server;
+
+// The server as a library: storage, tenancy, and one Kestrel host with two listeners, the protocol endpoint
+// (a ConnectionHandler, no HTTP) and the HTTP side port (/healthz, /readyz, /metrics).
+public sealed class WayangServer : IAsyncDisposable
+{
+    public const string BootstrapKeyFileName = "bootstrap-admin.key";
+
+    private readonly WayangServerOptions _options;
+    private readonly ILogger _logger;
+    private readonly FasterStateStore _store;
+    private readonly ServerCore _core;
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _stopLock = new();
+    private IHost? _host;
+    private Task? _stopTask;
+
+    private WayangServer(WayangServerOptions options, ILogger logger, FasterStateStore store, ServerCore core, string keyFile, string? bootstrapKey)
+    {
+        _options = options;
+        _logger = logger;
+        _store = store;
+        _core = core;
+        BootstrapKeyFile = keyFile;
+        BootstrapAdminKey = bootstrapKey;
+    }
+
+    public IPEndPoint ProtocolEndPoint { get; private set; } = new(IPAddress.Loopback, 0);
+    public IPEndPoint? HttpEndPoint { get; private set; }
+    // Only on the start that created it; later starts get null (the key exists only as a hash).
+    public string? BootstrapAdminKey { get; }
+    public string BootstrapKeyFile { get; }
+    public Task Completion => _completion.Task;
+
+    public static async Task<WayangServer> StartAsync(WayangServerOptions options, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        loggerFactory ??= NullLoggerFactory.Instance;
+        var logger = loggerFactory.CreateLogger("Wayang.Fast.Server");
+        var address = IPAddress.Parse(options.ListenAddress);
+
+        var storageOptions = new StorageOptions { DataDirectory = options.DataDirectory, Durability = options.Durability };
+        options.ConfigureStorage?.Invoke(storageOptions);
+        storageOptions.DataDirectory = options.DataDirectory;
+        var store = await FasterStateStore.OpenAsync(storageOptions, loggerFactory.CreateLogger("Wayang.Fast.Storage"), ct).ConfigureAwait(false);
+        WayangServer? server = null;
+        try
+        {
+            var tenants = new TenantDirectory(store);
+            var created = await tenants.EnsureBootstrapAdminAsync(ct).ConfigureAwait(false);
+            var keyFile = Path.Combine(Path.GetFullPath(options.DataDirectory), BootstrapKeyFileName);
+            if (created is not null)
+                WriteBootstrapKey(keyFile, created, options, logger);
+
+            var core = new ServerCore(options, tenants, logger);
+            store.Metrics.CommitObserved = core.Metrics.JournalCommit;
+            server = new WayangServer(options, logger, store, core, keyFile, created?.Secret);
+            await server.StartHostAsync(address, loggerFactory, ct).ConfigureAwait(false);
+            Log.Started(logger, server.ProtocolEndPoint.ToString(), server.HttpEndPoint?.ToString() ?? "disabled", store.DataDirectory, options.Durability.ToString());
+            return server;
+        }
+        catch
+        {
+            if (server is not null)
+                await server.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            else
+                await store.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task StartHostAsync(IPAddress address, ILoggerFactory loggerFactory, CancellationToken ct)
+    {
+        ListenOptions? protocolListen = null;
+        ListenOptions? httpListen = null;
+        var options = _options;
+        var core = _core;
+        var host = new HostBuilder()
+            .ConfigureServices(services =>
+            {
+                services.AddLogging();
+                services.AddSingleton(loggerFactory);
+                // The embedding process (the Host CLI) owns SIGTERM/Ctrl+C and calls StopAsync itself.
+                services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
+                services.AddSingleton(core);
+                services.AddSingleton<WayangConnectionHandler>();
+            })
+            .ConfigureWebHost(web => web
+                .UseKestrel(kestrel =>
+                {
+                    kestrel.AddServerHeader = false;
+                    // Connection limits are ours (TOO_MANY_CONNECTIONS is a protocol answer, not a silent drop).
+                    kestrel.Limits.MaxConcurrentConnections = null;
+                    kestrel.Listen(address, options.Port, listen =>
+                    {
+                        protocolListen = listen;
+                        listen.UseConnectionHandler<WayangConnectionHandler>();
+                    });
+                    if (options.HttpPort >= 0)
+                    {
+                        kestrel.Listen(address, options.HttpPort, listen =>
+                        {
+                            httpListen = listen;
+                            listen.Protocols = HttpProtocols.Http1;
+                        });
+                    }
+                })
+                .UseSockets(sockets =>
+                {
+                    // The input buffer must hold one whole maximum frame, or a full-size frame could never complete.
+                    sockets.MaxReadBufferSize = Math.Max(options.MaxReadBufferBytes, options.MaxFrameBytes + FrameHeader.Size + 4096);
+                })
+                .Configure(app => app.Run(HandleHttpAsync)))
+            .Build();
+        _host = host;
+        await host.StartAsync(ct).ConfigureAwait(false);
+        ProtocolEndPoint = protocolListen!.IPEndPoint!;
+        HttpEndPoint = httpListen?.IPEndPoint;
+    }
+
+    private Task HandleHttpAsync(HttpContext context)
+    {
+        var response = context.Response;
+        switch (context.Request.Path.Value)
+        {
+            case "/healthz":
+                response.ContentType = "text/plain; charset=utf-8";
+                return response.WriteAsync("ok\n");
+            case "/readyz":
+                bool ready = _core.StorageOpen && !_core.ShuttingDown;
+                response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+                response.ContentType = "text/plain; charset=utf-8";
+                return response.WriteAsync(ready ? "ready\n" : _core.ShuttingDown ? "shutting down\n" : "storage not open\n");
+            case "/metrics":
+                response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+                return response.WriteAsync(_core.RenderMetrics());
+            default:
+                response.StatusCode = StatusCodes.Status404NotFound;
+                return Task.CompletedTask;
+        }
+    }
+
+    private static void WriteBootstrapKey(string path, CreatedApiKey created, WayangServerOptions options, ILogger logger)
+    {
+        // Created with 0600 from the first byte: there is no window in which another user can open it.
+        if (File.Exists(path))
+            File.Delete(path);
+        var fileOptions = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
+            fileOptions.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using (var stream = new FileStream(path, fileOptions))
+        using (var writer = new StreamWriter(stream))
+            writer.WriteLine(created.Secret);
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        // The log sink gets where the key is, never the key.
+        Log.BootstrapKeyCreated(logger, path);
+        if (options.PrintBootstrapKey)
+        {
+            Console.WriteLine("Wayang.Fast: created the bootstrap platform-admin API key (shown once):");
+            Console.WriteLine($"  {created.Secret}");
+            Console.WriteLine($"  It is also in {path} (owner-only). Store it safely, then delete that file.");
+        }
+    }
+
+    // Graceful: refuse new connections, GOAWAY on every session (new REQUESTs get SHUTTING_DOWN), wait for
+    // in-flight requests (bounded by ShutdownDrainTimeout), close connections, final commit and checkpoint.
+    public Task StopAsync(CancellationToken ct = default)
+    {
+        lock (_stopLock)
+            return _stopTask ??= StopCoreAsync(ct);
+    }
+
+    private async Task StopCoreAsync(CancellationToken ct)
+    {
+        try
+        {
+            _core.BeginShutdown();
+            var sessions = _core.Sessions.ToArray();
+            Log.Stopping(_logger, sessions.Length);
+            var drained = Task.WhenAll(sessions.Select(s => s.BeginShutdown()));
+            try
+            {
+                await drained.WaitAsync(_options.ShutdownDrainTimeout, ct).ConfigureAwait(false);
+                foreach (var s in _core.Sessions)
+                    s.RequestClose(Common.Errors.ErrorCode.None, "server stopped");
+            }
+            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+            {
+                Log.DrainTimedOut(_logger, _core.InFlight);
+                foreach (var s in _core.Sessions)
+                    s.Abort("server stopped (drain timeout)");
+            }
+
+            if (_host is not null)
+            {
+                // Kestrel unbinds, then waits for every connection handler to return (sessions are closing now).
+                using var hostStop = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                try
+                {
+                    await _host.StopAsync(hostStop.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex)
+                {
+                    Log.ShutdownStepFailed(_logger, "stop Kestrel", ex);
+                }
+            }
+
+            _core.StorageOpen = false;
+            try
+            {
+                await _store.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                Log.ShutdownStepFailed(_logger, "close storage", ex);
+            }
+            Log.Stopped(_logger);
+        }
+        finally
+        {
+            _core.Dispose();
+            _host?.Dispose();
+            _completion.TrySetResult();
+        }
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
+
+    private sealed class EmbeddedLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

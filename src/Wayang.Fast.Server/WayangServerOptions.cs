@@ -1,0 +1,73 @@
+using Wayang.Fast.Protocol;
+using Wayang.Fast.Storage;
+
+namespace Wayang.Fast.Server;
+
+// Bound from the configuration section "Wayang:Server" by the Host. Every limit here is answered on the wire
+// with its own error code (see README / protocol-spec/errors.md).
+public sealed class WayangServerOptions
+{
+    public const string SectionName = "Wayang:Server";
+
+    public string DataDirectory { get; set; } = "data";
+    public string ListenAddress { get; set; } = "127.0.0.1";
+    // 0 = ephemeral (tests); the bound port is WayangServer.ProtocolEndPoint.
+    public int Port { get; set; } = WireOptions.DefaultPort;
+    // 0 = ephemeral, -1 = no HTTP side port.
+    public int HttpPort { get; set; } = WireOptions.DefaultHttpPort;
+    public DurabilityMode Durability { get; set; } = DurabilityMode.Fsync;
+
+    // Beyond this, a new connection gets ERROR TOO_MANY_CONNECTIONS and is closed.
+    public int MaxConnections { get; set; } = 10000;
+    // Requests in flight on one connection (streams included); beyond it ERROR TOO_MANY_IN_FLIGHT on that stream.
+    public int MaxInFlightPerConnection { get; set; } = 1024;
+    // Largest frame body accepted (checked from the header, before the body is buffered): FRAME_TOO_LARGE.
+    public int MaxFrameBytes { get; set; } = WireOptions.DefaultMaxFrameBytes;
+    // Bytes a connection may buffer for a peer that is not reading its replies: SLOW_CONSUMER beyond it.
+    public long MaxPendingWriteBytes { get; set; } = 8L * 1024 * 1024;
+    // Kestrel's input buffer per connection: the read side stops pulling from the socket beyond it.
+    public long MaxReadBufferBytes { get; set; } = 1024 * 1024 + 64 * 1024;
+
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+    public TimeSpan ShutdownDrainTimeout { get; set; } = TimeSpan.FromSeconds(10);
+    public uint DefaultInitialStreamCredit { get; set; } = 32;
+
+    // Tuning beyond DataDirectory/Durability (memory sizes, checkpoint cadence), applied before the store opens.
+    public Action<StorageOptions>? ConfigureStorage { get; set; }
+
+    // The one-time notice with the bootstrap admin key goes to stdout (never to the log sink). Tests turn it off.
+    public bool PrintBootstrapKey { get; set; } = true;
+
+    internal void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(DataDirectory))
+            throw new ArgumentException("DataDirectory is required.", nameof(DataDirectory));
+        if (Port is < 0 or > 65535)
+            throw new ArgumentOutOfRangeException(nameof(Port), Port, "Port must be 0..65535.");
+        if (HttpPort is < -1 or > 65535)
+            throw new ArgumentOutOfRangeException(nameof(HttpPort), HttpPort, "HttpPort must be -1..65535.");
+        if (MaxConnections < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxConnections), MaxConnections, "Must be at least 1.");
+        if (MaxInFlightPerConnection < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxInFlightPerConnection), MaxInFlightPerConnection, "Must be at least 1.");
+        if (MaxFrameBytes < 1024)
+            throw new ArgumentOutOfRangeException(nameof(MaxFrameBytes), MaxFrameBytes, "Must be at least 1024.");
+        if (MaxPendingWriteBytes < MaxFrameBytes)
+            throw new ArgumentOutOfRangeException(nameof(MaxPendingWriteBytes), MaxPendingWriteBytes, "Must be at least MaxFrameBytes.");
+        if (IdleTimeout <= TimeSpan.Zero || HandshakeTimeout <= TimeSpan.Zero || ShutdownDrainTimeout < TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(IdleTimeout), "Timeouts must be positive.");
+        if (DefaultInitialStreamCredit == 0 || DefaultInitialStreamCredit > Limits.MaxStreamCredit)
+            throw new ArgumentOutOfRangeException(nameof(DefaultInitialStreamCredit), DefaultInitialStreamCredit, "Must be 1..1000000.");
+    }
+}
+
+internal static class Limits
+{
+    // Outstanding credit on one stream above this is CREDIT_OVERFLOW (protocol-spec/flow-control).
+    public const long MaxStreamCredit = 1_000_000;
+    // PING/PONG bodies are opaque echo payloads, bounded so a PING cannot be used to make us buffer.
+    public const int MaxPingBody = 64;
+    public const int MaxTickCount = 10_000;
+    public const int MaxTickIntervalMs = 1_000;
+}
