@@ -38,6 +38,7 @@ public sealed class LoadOptions
     public string? JsonOut { get; set; }
     public string? Label { get; set; }
     public bool SelfTest { get; set; }
+    public bool ServeFake { get; set; }
     public bool Help { get; set; }
     public bool ListScenarios { get; set; }
 
@@ -64,6 +65,8 @@ public sealed class LoadOptions
           --json-out <path>      also write the report as JSON
           --label <text>         free text carried into the report
           --self-test            run against an in-process fake server and check the results
+          --serve-fake           run only the fake server (HELLO/Ping) on --host/--port with --key, for up to
+                                 --duration; a stand-in target for trying compare-redis without the real server
           --list-scenarios       list scenarios
           --help                 this text
         """;
@@ -101,6 +104,7 @@ public sealed class LoadOptions
                 case "--json-out": o.JsonOut = Next(); break;
                 case "--label": o.Label = Next(); break;
                 case "--self-test": o.SelfTest = true; break;
+                case "--serve-fake": o.ServeFake = true; break;
                 case "--list-scenarios": o.ListScenarios = true; break;
                 case "--help" or "-h" or "-?": o.Help = true; break;
                 default: throw new ArgumentException($"unknown option {a} (see --help)");

@@ -28,6 +28,20 @@ if (options.ListScenarios)
 }
 if (options.SelfTest)
     return await SelfTestRunner.RunAsync(Console.Out);
+if (options.ServeFake)
+{
+    await using var fake = new FakeServer(options.ResolveKey(), port: options.Port);
+    Console.WriteLine($"fake server on {fake.EndPoint} for {options.Duration.TotalSeconds:0} s");
+    var done = new TaskCompletionSource();
+    Console.CancelKeyPress += (_, e) =>
+    {
+        e.Cancel = true;
+        done.TrySetResult();
+    };
+    AppDomain.CurrentDomain.ProcessExit += (_, _) => done.TrySetResult();
+    await Task.WhenAny(done.Task, Task.Delay(options.Duration));
+    return 0;
+}
 
 try
 {

@@ -60,6 +60,8 @@ public static class LoadRunner
             using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             // Absolute bound: whatever happens, the run ends.
             abort.CancelAfter(options.Warmup + (options.Requests > 0 ? LoadOptions.MaxDuration : options.Duration) + options.DrainTimeout + TimeSpan.FromSeconds(30));
+            long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+            int gcBefore = GC.CollectionCount(0);
             long start = Stopwatch.GetTimestamp();
             var control = new RunControl(start, options.Warmup, options.Duration, options.Requests, options.DrainTimeout, abort);
             var workers = new LoadWorker[connections.Length];
@@ -98,6 +100,8 @@ public static class LoadRunner
             }
             await Task.WhenAll(loops);
             long finished = Stopwatch.GetTimestamp();
+            long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+            int gcs = GC.CollectionCount(0) - gcBefore;
             await timerCts.CancelAsync();
             try
             {
@@ -107,7 +111,7 @@ public static class LoadRunner
             {
             }
 
-            return BuildReport(options, scenario, endPoint, slots, control, workers, startedAt, finished);
+            return BuildReport(options, scenario, endPoint, slots, control, workers, startedAt, finished, allocated, gcs);
         }
         finally
         {
@@ -133,7 +137,7 @@ public static class LoadRunner
         _ => $"closed model (sliding window), {o.Connections} connections x {slots} in flight",
     } + (o.Requests > 0 ? $", {o.Requests:N0} requests" : $", {o.Duration.TotalSeconds:0.###} s") + $" after {o.Warmup.TotalSeconds:0.###} s warmup";
 
-    private static LoadReport BuildReport(LoadOptions o, IScenario scenario, IPEndPoint endPoint, int slots, RunControl control, LoadWorker[] workers, DateTimeOffset startedAt, long finished)
+    private static LoadReport BuildReport(LoadOptions o, IScenario scenario, IPEndPoint endPoint, int slots, RunControl control, LoadWorker[] workers, DateTimeOffset startedAt, long finished, long allocated, int gcs)
     {
         bool open = o.Model == LoadModel.Open;
         var latency = new LongHistogram(WorkerStats.HighestTicks, 3);
@@ -195,6 +199,8 @@ public static class LoadRunner
             BytesReceived = received,
             Errors = errors,
             ConnectionErrors = connectionErrors,
+            GeneratorAllocatedBytes = allocated,
+            GeneratorGen0Collections = gcs,
         };
     }
 

@@ -69,6 +69,10 @@ public sealed class LoadReport
     public IReadOnlyDictionary<string, long> Errors { get; init; } = new Dictionary<string, long>();
     public IReadOnlyList<string> ConnectionErrors { get; init; } = [];
     public int ProcessorCount { get; init; } = Environment.ProcessorCount;
+    // The generator's own managed allocations during the load phase (whole run, warmup and drain included): the
+    // steady state should allocate nothing per request, so this stays small and flat as the request count grows.
+    public long GeneratorAllocatedBytes { get; init; }
+    public int GeneratorGen0Collections { get; init; }
 
     public long AllFailed => Failed + TimedOut;
 
@@ -93,6 +97,7 @@ public sealed class LoadReport
         if (LatencyUncorrected is { } u)
             AppendLatency(sb, "latency (ms, from actual send time; uncorrected)", u);
         sb.AppendLine(c, $"bytes        sent {FormatBytes(BytesSent)} ({FormatBytes(PerSecond(BytesSent))}/s)   received {FormatBytes(BytesReceived)} ({FormatBytes(PerSecond(BytesReceived))}/s)");
+        sb.AppendLine(c, $"generator    allocated {FormatBytes(GeneratorAllocatedBytes)} during the run, {GeneratorGen0Collections} gen0 GCs");
         if (BacklogAtEnd > 0)
             sb.AppendLine(c, $"backlog      {BacklogAtEnd:N0} requests were due but never sent (in-flight cap reached: the target is overloaded)");
         if (UnexpectedFrames > 0)
@@ -155,6 +160,8 @@ public sealed class LoadReport
             WriteLatency(w, "latencyUncorrectedMs", u);
         w.WriteNumber("bytesSent", BytesSent);
         w.WriteNumber("bytesReceived", BytesReceived);
+        w.WriteNumber("generatorAllocatedBytes", GeneratorAllocatedBytes);
+        w.WriteNumber("generatorGen0Collections", GeneratorGen0Collections);
         w.WriteStartObject("errorsByName");
         foreach (var (name, count) in Errors)
             w.WriteNumber(name, count);

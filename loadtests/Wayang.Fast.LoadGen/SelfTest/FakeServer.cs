@@ -21,11 +21,11 @@ internal sealed class FakeServer : IAsyncDisposable
     private readonly Task _accept;
     private long _requests;
 
-    public FakeServer(string key, int failEvery = 0)
+    public FakeServer(string key, int failEvery = 0, int port = 0)
     {
         _key = key;
         _failEvery = failEvery;
-        _listener = new TcpListener(IPAddress.Loopback, 0);
+        _listener = new TcpListener(IPAddress.Loopback, port);
         _listener.Start();
         _accept = AcceptLoopAsync();
     }
