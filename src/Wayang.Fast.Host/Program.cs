@@ -1,1 +1,3 @@
-return 0;
+using Wayang.Fast.Host;
+
+return await WayangCli.RunAsync(args);

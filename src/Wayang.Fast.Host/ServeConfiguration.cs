@@ -1,0 +1,76 @@
+using Microsoft.Extensions.Configuration;
+using Wayang.Fast.Server;
+
+namespace Wayang.Fast.Host;
+
+// `wayang serve` configuration, lowest to highest precedence:
+//   1. WayangServerOptions defaults
+//   2. the JSON file: --config <path>, else ./appsettings.json when it exists (section "Wayang:Server")
+//   3. environment variables WAYANG_<Section>__<Key>, e.g. WAYANG_Server__Port=7500 -> Wayang:Server:Port
+//      (WAYANG_Logging__LogLevel__Default maps to the top-level Logging section)
+//   4. command-line flags (--data-dir, --listen, --port, --http-port, --durability)
+internal static class ServeConfiguration
+{
+    public const string EnvironmentPrefix = "WAYANG_";
+    public const string DefaultFileName = "appsettings.json";
+
+    public static IConfigurationRoot Build(
+        string? configPath,
+        IEnumerable<KeyValuePair<string, string?>> environment,
+        IReadOnlyDictionary<string, string?> flags,
+        string? workingDirectory = null)
+    {
+        var builder = new ConfigurationBuilder();
+        if (configPath is not null)
+        {
+            var full = Path.GetFullPath(configPath, workingDirectory ?? Directory.GetCurrentDirectory());
+            if (!File.Exists(full))
+                throw new UsageException($"The configuration file '{full}' does not exist.");
+            builder.AddJsonFile(full, optional: false, reloadOnChange: false);
+        }
+        else
+        {
+            var local = Path.Combine(workingDirectory ?? Directory.GetCurrentDirectory(), DefaultFileName);
+            if (File.Exists(local))
+                builder.AddJsonFile(local, optional: true, reloadOnChange: false);
+        }
+        builder.AddInMemoryCollection(MapEnvironment(environment));
+        builder.AddInMemoryCollection(flags);
+        return builder.Build();
+    }
+
+    public static IEnumerable<KeyValuePair<string, string?>> MapEnvironment(IEnumerable<KeyValuePair<string, string?>> environment)
+    {
+        foreach (var (name, value) in environment)
+        {
+            if (!name.StartsWith(EnvironmentPrefix, StringComparison.OrdinalIgnoreCase) || !name.Contains("__", StringComparison.Ordinal))
+                continue;
+            var path = name[EnvironmentPrefix.Length..].Replace("__", ConfigurationPath.KeyDelimiter, StringComparison.Ordinal);
+            yield return path.StartsWith("Logging:", StringComparison.OrdinalIgnoreCase)
+                ? new(path, value)
+                : new("Wayang:" + path, value);
+        }
+    }
+
+    public static WayangServerOptions BindServerOptions(IConfiguration configuration)
+    {
+        var options = new WayangServerOptions();
+        try
+        {
+            configuration.GetSection(WayangServerOptions.SectionName).Bind(options);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new UsageException("Invalid server configuration: " + (e.InnerException?.Message ?? e.Message));
+        }
+        return options;
+    }
+
+    public static IEnumerable<KeyValuePair<string, string?>> ProcessEnvironment()
+    {
+        foreach (System.Collections.DictionaryEntry entry in Environment.GetEnvironmentVariables())
+            yield return new((string)entry.Key, (string?)entry.Value);
+    }
+}
+
+internal sealed class UsageException(string message) : Exception(message);

@@ -1,0 +1,109 @@
+using Wayang.Fast.Server;
+using Wayang.Fast.Storage;
+
+namespace Wayang.Fast.Host.Tests;
+
+public sealed class ConfigurationTests
+{
+    private static readonly Dictionary<string, string?> NoFlags = [];
+
+    [Fact]
+    public void Defaults_apply_without_file_environment_or_flags()
+    {
+        using var dir = new TempDirectory();
+        var options = ServeConfiguration.BindServerOptions(ServeConfiguration.Build(null, [], NoFlags, dir.Path));
+
+        var defaults = new WayangServerOptions();
+        Assert.Equal(defaults.Port, options.Port);
+        Assert.Equal(defaults.HttpPort, options.HttpPort);
+        Assert.Equal(defaults.DataDirectory, options.DataDirectory);
+        Assert.Equal(DurabilityMode.Fsync, options.Durability);
+    }
+
+    [Fact]
+    public void File_then_environment_then_flags_in_that_order_of_precedence()
+    {
+        using var dir = new TempDirectory();
+        var file = Path.Combine(dir.Path, "custom.json");
+        File.WriteAllText(file, """
+            { "Wayang": { "Server": { "Port": 1000, "HttpPort": 1001, "DataDirectory": "from-file", "Durability": "relaxed", "ListenAddress": "10.0.0.1", "MaxConnections": 7 } } }
+            """);
+        var environment = new Dictionary<string, string?>
+        {
+            ["WAYANG_Server__Port"] = "2000",
+            ["WAYANG_Server__ListenAddress"] = "0.0.0.0",
+            ["WAYANG_SERVER__HTTPPORT"] = "2001",
+            ["UNRELATED__Port"] = "9",
+        };
+        var flags = new Dictionary<string, string?> { ["Wayang:Server:Port"] = "3000" };
+
+        var options = ServeConfiguration.BindServerOptions(ServeConfiguration.Build(file, environment, flags, dir.Path));
+
+        Assert.Equal(3000, options.Port);                   // flag beats environment and file
+        Assert.Equal("0.0.0.0", options.ListenAddress);     // environment beats file
+        Assert.Equal(2001, options.HttpPort);               // environment names are case-insensitive
+        Assert.Equal("from-file", options.DataDirectory);   // file beats defaults
+        Assert.Equal(DurabilityMode.Relaxed, options.Durability);
+        Assert.Equal(7, options.MaxConnections);
+    }
+
+    [Fact]
+    public void Appsettings_in_the_working_directory_is_used_when_no_config_flag_is_given()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(Path.Combine(dir.Path, "appsettings.json"), """{ "Wayang": { "Server": { "Port": 4321 } } }""");
+
+        var options = ServeConfiguration.BindServerOptions(ServeConfiguration.Build(null, [], NoFlags, dir.Path));
+
+        Assert.Equal(4321, options.Port);
+    }
+
+    [Fact]
+    public void Missing_config_file_is_a_usage_error()
+    {
+        using var dir = new TempDirectory();
+        Assert.Throws<UsageException>(() => ServeConfiguration.Build("nope.json", [], NoFlags, dir.Path));
+    }
+
+    [Fact]
+    public void Invalid_value_is_a_usage_error()
+    {
+        using var dir = new TempDirectory();
+        var environment = new Dictionary<string, string?> { ["WAYANG_Server__Port"] = "not-a-number" };
+        Assert.Throws<UsageException>(() => ServeConfiguration.BindServerOptions(ServeConfiguration.Build(null, environment, NoFlags, dir.Path)));
+    }
+
+    [Fact]
+    public void Environment_mapping_targets_the_Wayang_section_and_top_level_Logging()
+    {
+        var mapped = ServeConfiguration.MapEnvironment(new Dictionary<string, string?>
+        {
+            ["WAYANG_Server__DataDirectory"] = "/d",
+            ["WAYANG_Logging__LogLevel__Default"] = "Warning",
+            ["WAYANG_API_KEY"] = "secret",
+            ["PATH"] = "/bin",
+        }).ToDictionary(kv => kv.Key, kv => kv.Value);
+
+        Assert.Equal(2, mapped.Count);
+        Assert.Equal("/d", mapped["Wayang:Server:DataDirectory"]);
+        Assert.Equal("Warning", mapped["Logging:LogLevel:Default"]);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:7500", "127.0.0.1", 7500)]
+    [InlineData("example.org", "example.org", 7420)]
+    [InlineData("[::1]:9000", "::1", 9000)]
+    [InlineData("[::1]", "::1", 7420)]
+    [InlineData("localhost:1", "localhost", 1)]
+    public void Server_addresses_parse(string value, string host, int port) =>
+        Assert.Equal((host, port), WayangCli.ParseServer(value));
+
+    [Theory]
+    [InlineData("host:")]
+    [InlineData("host:x")]
+    [InlineData(":80")]
+    [InlineData("host:70000")]
+    [InlineData("[::1")]
+    public void Bad_server_addresses_are_usage_errors(string value) =>
+        Assert.Throws<UsageException>(() => WayangCli.ParseServer(value));
+}
