@@ -206,24 +206,27 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
     public IReadOnlyList<KeyValuePair<byte[], byte[]>> ScanPrefix(ReadOnlySpan<byte> prefix)
     {
         ThrowIfDisposed();
-        var results = new List<KeyValuePair<byte[], byte[]>>();
-        var session = RentSession();
-        try
+        // Walk the hybrid log for candidate keys, then read each through the index: the read is authoritative
+        // (latest version, deleted keys absent). FASTER 2.6.5's deduplicating session.Iterate() returned mangled
+        // SpanByte keys when a key had versions both below and above the read-only address (seen after recovery).
+        var keys = new HashSet<byte[]>(ByteArrayComparer.Instance);
+        var lookup = keys.GetAlternateLookup<ReadOnlySpan<byte>>();
+        using (var scan = _kv.Log.Scan(_kv.Log.BeginAddress, _kv.Log.TailAddress))
         {
-            // Iterate yields each live key once (its latest version; deleted keys are skipped).
-            using var iterator = session.Iterate();
-            while (iterator.GetNext(out _))
+            while (scan.GetNext(out var recordInfo))
             {
-                ref var key = ref iterator.GetKey();
-                if (!key.AsReadOnlySpan().StartsWith(prefix))
+                if (recordInfo.Invalid || recordInfo.Tombstone)
                     continue;
-                ref var value = ref iterator.GetValue();
-                results.Add(new KeyValuePair<byte[], byte[]>(key.ToByteArray(), value.ToByteArray()));
+                var key = scan.GetKey().AsReadOnlySpan();
+                if (key.StartsWith(prefix))
+                    lookup.Add(key);
             }
         }
-        finally
+        var results = new List<KeyValuePair<byte[], byte[]>>(keys.Count);
+        foreach (var key in keys)
         {
-            ReturnSession(session);
+            if (TryGet(key, out var value))
+                results.Add(new KeyValuePair<byte[], byte[]>(key, value));
         }
         return results;
     }

@@ -183,7 +183,11 @@ public sealed class FasterStateStoreTests
             Assert.True(store.Recovery.FromCheckpoint);
             Assert.Equal(covered, store.Recovery.CheckpointAddress);
             Assert.Equal(12, store.Recovery.ReplayedEntries);
-            Assert.Equal(20, store.ScanPrefix(Bytes("a/")).Count);
+            var scanned = store.ScanPrefix(Bytes("a/")).ToDictionary(kv => Text(kv.Key), kv => Text(kv.Value));
+            Assert.Equal(20, scanned.Count);
+            // a/0 has a version in the checkpoint and a newer one replayed from the journal: scans see the newer.
+            Assert.Equal("A0-updated", scanned["a/0"]);
+            Assert.Equal("A5", scanned["a/5"]);
             Assert.Equal(10, store.ScanPrefix(Bytes("b/")).Count);
             Assert.True(store.TryGet(Bytes("a/0"), out var a0));
             Assert.Equal("A0-updated", Text(a0));
