@@ -99,8 +99,9 @@ public static class WayangCli
         {
             server = await WayangServer.StartAsync(options, loggerFactory, stop.Token);
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or FormatException)
         {
+            // Validation (ranges) and ListenAddress parsing: the operator's input, not a server failure.
             throw new UsageException("Invalid server configuration: " + e.Message);
         }
         await using (server)
