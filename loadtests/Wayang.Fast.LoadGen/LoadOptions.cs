@@ -37,6 +37,7 @@ public sealed class LoadOptions
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
     public string? JsonOut { get; set; }
     public string? Label { get; set; }
+    public int ServerPid { get; set; }
     public bool SelfTest { get; set; }
     public bool ServeFake { get; set; }
     public bool Help { get; set; }
@@ -64,6 +65,7 @@ public sealed class LoadOptions
           --connect-timeout <t>  connect + handshake timeout (default 10s)
           --json-out <path>      also write the report as JSON
           --label <text>         free text carried into the report
+          --server-pid <pid>     also report the server process's CPU time in the measured window (Linux /proc)
           --self-test            run against an in-process fake server and check the results
           --serve-fake           run only the fake server (HELLO/Ping) on --host/--port with --key, for up to
                                  --duration; a stand-in target for trying compare-redis without the real server
@@ -103,6 +105,7 @@ public sealed class LoadOptions
                 case "--connect-timeout": o.ConnectTimeout = ParseTime(a, Next()); break;
                 case "--json-out": o.JsonOut = Next(); break;
                 case "--label": o.Label = Next(); break;
+                case "--server-pid": o.ServerPid = ParseInt(a, Next(), 1, int.MaxValue); break;
                 case "--self-test": o.SelfTest = true; break;
                 case "--serve-fake": o.ServeFake = true; break;
                 case "--list-scenarios": o.ListScenarios = true; break;

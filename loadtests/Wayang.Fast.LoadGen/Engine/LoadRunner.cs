@@ -79,6 +79,9 @@ public static class LoadRunner
                 stopTimer = StopAtAsync(control, options.Warmup + options.Duration, timerCts.Token);
             }
 
+            // CPU of both sides over the measured window: sampled when warmup ends and when the last loop ends.
+            var cpuStart = SampleCpuAtAsync(options.Warmup, options.ServerPid, timerCts.Token);
+
             Task[] loops;
             if (open)
             {
@@ -100,6 +103,8 @@ public static class LoadRunner
             }
             await Task.WhenAll(loops);
             long finished = Stopwatch.GetTimestamp();
+            var selfCpuEnd = CpuSampler.Self();
+            var serverCpuEnd = options.ServerPid > 0 ? CpuSampler.Of(options.ServerPid) : null;
             long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
             int gcs = GC.CollectionCount(0) - gcBefore;
             await timerCts.CancelAsync();
@@ -111,7 +116,15 @@ public static class LoadRunner
             {
             }
 
-            return BuildReport(options, scenario, endPoint, slots, control, workers, startedAt, finished, allocated, gcs);
+            TimeSpan? selfCpu = null, serverCpu = null;
+            if (cpuStart.IsCompletedSuccessfully)
+            {
+                var (selfStart, serverStart) = cpuStart.Result;
+                selfCpu = selfCpuEnd - selfStart;
+                serverCpu = serverCpuEnd - serverStart;
+            }
+            var report = BuildReport(options, scenario, endPoint, slots, control, workers, startedAt, finished, allocated, gcs);
+            return report with { GeneratorCpuSeconds = selfCpu?.TotalSeconds, ServerCpuSeconds = serverCpu?.TotalSeconds };
         }
         finally
         {
@@ -121,6 +134,13 @@ public static class LoadRunner
                     await c.DisposeAsync();
             }
         }
+    }
+
+    private static async Task<(TimeSpan Self, TimeSpan? Server)> SampleCpuAtAsync(TimeSpan after, int serverPid, CancellationToken ct)
+    {
+        if (after > TimeSpan.Zero)
+            await Task.Delay(after, ct);
+        return (CpuSampler.Self(), serverPid > 0 ? CpuSampler.Of(serverPid) : null);
     }
 
     private static async Task StopAtAsync(RunControl control, TimeSpan after, CancellationToken ct)

@@ -39,7 +39,7 @@ public sealed class LatencySummary
 }
 
 // The run's result, NBomber-style: one scenario, its load model, counts, throughput, latency and bytes moved.
-public sealed class LoadReport
+public sealed record LoadReport
 {
     public string Tool { get; init; } = "wayang-loadgen";
     public string? Label { get; init; }
@@ -73,6 +73,11 @@ public sealed class LoadReport
     // steady state should allocate nothing per request, so this stays small and flat as the request count grows.
     public long GeneratorAllocatedBytes { get; init; }
     public int GeneratorGen0Collections { get; init; }
+    // CPU seconds over the measured window: this generator, and the server when --server-pid was given.
+    public double? GeneratorCpuSeconds { get; init; }
+    public double? ServerCpuSeconds { get; init; }
+
+    private double? PerRequestUs(double? seconds) => seconds is { } s && Ok + Failed > 0 ? s * 1e6 / (Ok + Failed) : null;
 
     public long AllFailed => Failed + TimedOut;
 
@@ -97,6 +102,13 @@ public sealed class LoadReport
         if (LatencyUncorrected is { } u)
             AppendLatency(sb, "latency (ms, from actual send time; uncorrected)", u);
         sb.AppendLine(c, $"bytes        sent {FormatBytes(BytesSent)} ({FormatBytes(PerSecond(BytesSent))}/s)   received {FormatBytes(BytesReceived)} ({FormatBytes(PerSecond(BytesReceived))}/s)");
+        if (GeneratorCpuSeconds is { } gcpu)
+        {
+            sb.Append(c, $"cpu          generator {gcpu:0.00} s ({PerRequestUs(gcpu):0.00} us/request)");
+            if (ServerCpuSeconds is { } scpu)
+                sb.Append(c, $"   server {scpu:0.00} s ({PerRequestUs(scpu):0.00} us/request)");
+            sb.AppendLine();
+        }
         sb.AppendLine(c, $"generator    allocated {FormatBytes(GeneratorAllocatedBytes)} during the run, {GeneratorGen0Collections} gen0 GCs");
         if (BacklogAtEnd > 0)
             sb.AppendLine(c, $"backlog      {BacklogAtEnd:N0} requests were due but never sent (in-flight cap reached: the target is overloaded)");
@@ -160,6 +172,10 @@ public sealed class LoadReport
             WriteLatency(w, "latencyUncorrectedMs", u);
         w.WriteNumber("bytesSent", BytesSent);
         w.WriteNumber("bytesReceived", BytesReceived);
+        if (GeneratorCpuSeconds is { } gcpu)
+            w.WriteNumber("generatorCpuSeconds", Math.Round(gcpu, 3));
+        if (ServerCpuSeconds is { } scpu)
+            w.WriteNumber("serverCpuSeconds", Math.Round(scpu, 3));
         w.WriteNumber("generatorAllocatedBytes", GeneratorAllocatedBytes);
         w.WriteNumber("generatorGen0Collections", GeneratorGen0Collections);
         w.WriteStartObject("errorsByName");
