@@ -4,5 +4,5 @@ using BenchmarkDotNet.Running;
 // Pick suites with --filter, e.g. `dotnet run -c Release --project bench/Wayang.Fast.Benchmarks -- --filter '*Frame*'`.
 // BenchmarkDotNet rebuilds the whole project graph for its runner; on a 2-core machine that takes longer than its
 // 2-minute default, so the build timeout is raised here rather than on every command line.
-var config = DefaultConfig.Instance.WithBuildTimeout(TimeSpan.FromMinutes(15));
+var config = ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(TimeSpan.FromMinutes(15));
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, config);
