@@ -38,6 +38,7 @@ internal sealed class WayangConnection : IAsyncDisposable
     private Task? _readLoop;
     private ITimer? _keepAlive;
     private WayangError? _closeReason;
+    private Lazy<Task>? _disposal;
 
     private WayangConnection(Socket socket, WayangClientOptions options)
     {
@@ -497,7 +498,7 @@ internal sealed class WayangConnection : IAsyncDisposable
             done = _state == Draining && _pending.Count == 0;
         }
         if (done)
-            _ = DisposeAsync().AsTask();
+            _ = DisposeAsync().AsTask().ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
     }
 
     private static WayangError DecodeError(in ReadOnlySequence<byte> body)
@@ -549,7 +550,15 @@ internal sealed class WayangConnection : IAsyncDisposable
         _closed.TrySetResult();
     }
 
-    public async ValueTask DisposeAsync()
+    // Idempotent and safe to call concurrently (the drain path and the client's dispose may race).
+    public ValueTask DisposeAsync()
+    {
+        var disposal = new Lazy<Task>(DisposeCoreAsync);
+        var winner = Interlocked.CompareExchange(ref _disposal, disposal, null) ?? disposal;
+        return new ValueTask(winner.Value);
+    }
+
+    private async Task DisposeCoreAsync()
     {
         Close(new WayangError(ErrorCode.ConnectionClosed, "The client closed the connection."));
         if (_readLoop is not null)
