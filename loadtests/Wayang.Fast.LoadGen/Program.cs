@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Wayang.Fast.LoadGen;
 using Wayang.Fast.LoadGen.Engine;
 using Wayang.Fast.LoadGen.Scenarios;
@@ -59,12 +60,18 @@ try
     string key = options.ResolveKey();
 
     using var cts = new CancellationTokenSource();
-    Console.CancelKeyPress += (_, e) =>
+    // SIGINT (Ctrl+C) or SIGTERM: stop issuing, drain in-flight requests (bounded by --drain-timeout), print the
+    // report of what was measured. A second signal kills the process as usual.
+    Action<PosixSignalContext> onSignal = ctx =>
     {
-        // First Ctrl+C ends the run early and still prints the report.
-        e.Cancel = true;
+        if (cts.IsCancellationRequested)
+            return;
+        ctx.Cancel = true;
+        Console.Error.WriteLine("stopping early: draining in-flight requests");
         cts.Cancel();
     };
+    using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, onSignal);
+    using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, onSignal);
 
     var report = await LoadRunner.RunAsync(options, scenario, endPoint, key, Console.Error, cts.Token);
     Console.WriteLine(report.ToText());

@@ -57,13 +57,16 @@ public static class LoadRunner
                 log.WriteLine($"note: the server allows {serverCap} requests in flight per connection; using {slots}");
 
             var bodies = scenario.CreateRequestBodies();
-            using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            // The caller's token ends the load gracefully (stop issuing, drain); only the drain timeout or the absolute
+            // bound below abort reads.
+            using var abort = new CancellationTokenSource();
             // Absolute bound: whatever happens, the run ends.
             abort.CancelAfter(options.Warmup + (options.Requests > 0 ? LoadOptions.MaxDuration : options.Duration) + options.DrainTimeout + TimeSpan.FromSeconds(30));
             long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
             int gcBefore = GC.CollectionCount(0);
             long start = Stopwatch.GetTimestamp();
             var control = new RunControl(start, options.Warmup, options.Duration, options.Requests, options.DrainTimeout, abort);
+            using var stopOnCancel = cancellationToken.Register(control.Stop);
             var workers = new LoadWorker[connections.Length];
             for (int i = 0; i < workers.Length; i++)
                 workers[i] = new LoadWorker(connections[i], scenario, bodies, control, slots, open);
