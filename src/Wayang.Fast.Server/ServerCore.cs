@@ -18,8 +18,9 @@ internal sealed class ServerCore : IDisposable
     private long _nextSessionId;
     private volatile bool _shuttingDown;
 
-    public ServerCore(WayangServerOptions options, TenantDirectory tenants, ILogger logger)
+    public ServerCore(WayangServerOptions options, TenantDirectory tenants, ILogger logger, ServerMetrics? metrics = null)
     {
+        Metrics = metrics ?? new ServerMetrics();
         Options = options;
         Tenants = tenants;
         Logger = logger;
@@ -35,7 +36,7 @@ internal sealed class ServerCore : IDisposable
     public WayangServerOptions Options { get; }
     public TenantDirectory Tenants { get; }
     public ILogger Logger { get; }
-    public ServerMetrics Metrics { get; } = new();
+    public ServerMetrics Metrics { get; }
     public long IdleTimeoutMs { get; }
     public long HandshakeTimeoutMs { get; }
 

@@ -46,6 +46,8 @@ public sealed class WayangServer : IAsyncDisposable
     public string BootstrapKeyFile { get; }
     public Task Completion => _completion.Task;
 
+    internal ServerCore Core => _core;
+
     public static async Task<WayangServer> StartAsync(WayangServerOptions options, ILoggerFactory? loggerFactory = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -59,6 +61,9 @@ public sealed class WayangServer : IAsyncDisposable
         storageOptions.DataDirectory = options.DataDirectory;
         var store = await FasterStateStore.OpenAsync(storageOptions, loggerFactory.CreateLogger("Wayang.Fast.Storage"), ct).ConfigureAwait(false);
         WayangServer? server = null;
+        var metrics = new Metrics.ServerMetrics();
+        // Hooked before the first write, so the bootstrap commit is measured too.
+        store.Metrics.CommitObserved = metrics.JournalCommit;
         try
         {
             var tenants = new TenantDirectory(store);
@@ -67,8 +72,7 @@ public sealed class WayangServer : IAsyncDisposable
             if (created is not null)
                 WriteBootstrapKey(keyFile, created, options, logger);
 
-            var core = new ServerCore(options, tenants, logger);
-            store.Metrics.CommitObserved = core.Metrics.JournalCommit;
+            var core = new ServerCore(options, tenants, logger, metrics);
             server = new WayangServer(options, logger, store, core, keyFile, created?.Secret);
             await server.StartHostAsync(address, loggerFactory, ct).ConfigureAwait(false);
             Log.Started(logger, server.ProtocolEndPoint.ToString(), server.HttpEndPoint?.ToString() ?? "disabled", store.DataDirectory, options.Durability.ToString());

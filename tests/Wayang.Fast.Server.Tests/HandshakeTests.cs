@@ -1,0 +1,123 @@
+using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Protocol;
+using Wayang.Fast.Protocol.Framing;
+using Wayang.Fast.Protocol.Messages;
+
+namespace Wayang.Fast.Server.Tests;
+
+public sealed class HandshakeTests
+{
+    [Fact]
+    public async Task Hello_with_the_bootstrap_key_gets_welcome()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var client = await RawClient.ConnectAsync(server.EndPoint);
+        var welcome = await client.HandshakeAsync(server.AdminKey, credit: 5);
+
+        Assert.Equal(WireOptions.ProtocolVersion, welcome.ProtocolVersion);
+        Assert.Equal("system", welcome.TenantId);
+        Assert.Contains("platform-admin", welcome.Roles);
+        Assert.Equal(WireOptions.DefaultMaxFrameBytes, welcome.MaxFrameBytes);
+        Assert.Equal(1024, welcome.MaxInFlight);
+        Assert.Equal(5u, welcome.InitialStreamCredit);
+        Assert.False(string.IsNullOrEmpty(welcome.SessionId));
+        Assert.False(string.IsNullOrEmpty(welcome.KeyId));
+        await client.PingAsync(1);
+    }
+
+    [Fact]
+    public async Task Zero_credit_in_hello_means_the_server_default()
+    {
+        await using var server = await TestServer.StartAsync(o => o.DefaultInitialStreamCredit = 7);
+        await using var client = await RawClient.ConnectAsync(server.EndPoint);
+        var welcome = await client.HandshakeAsync(server.AdminKey);
+        Assert.Equal(7u, welcome.InitialStreamCredit);
+    }
+
+    [Fact]
+    public async Task Bootstrap_key_file_is_owner_only_and_holds_the_key()
+    {
+        await using var server = await TestServer.StartAsync();
+        Assert.True(File.Exists(server.Server.BootstrapKeyFile));
+        Assert.Equal(server.AdminKey, File.ReadAllText(server.Server.BootstrapKeyFile).Trim());
+        if (!OperatingSystem.IsWindows())
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(server.Server.BootstrapKeyFile));
+    }
+
+    [Fact]
+    public async Task Wrong_key_is_unauthenticated_and_closed()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var client = await RawClient.ConnectAsync(server.EndPoint);
+        await client.SendAsync(RawClient.Hello("wyk_0000000000000000_00000000000000000000000000000000"));
+        await client.ExpectFatalAsync(ErrorCode.Unauthenticated);
+
+        await using var garbage = await RawClient.ConnectAsync(server.EndPoint);
+        await garbage.SendAsync(RawClient.Hello("not a key"));
+        await garbage.ExpectFatalAsync(ErrorCode.Unauthenticated);
+
+        // Fatal for that connection only.
+        await using var other = await server.ConnectAsync();
+        await other.PingAsync(1);
+    }
+
+    [Fact]
+    public async Task Revoked_key_is_refused_on_a_new_connection()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var admin = await server.ConnectAsync();
+        await admin.RequestAsync(Opcode.KeyCreate, 1, new KeyCreateRequest { TenantId = "system", Name = "soon-revoked", Roles = ["viewer"] });
+        var created = (await admin.ExpectFrameAsync()).Decode<KeyCreateResponse>();
+
+        await using (var before = await server.ConnectAsync(created.Secret))
+            await before.PingAsync(1);
+
+        await admin.RequestAsync(Opcode.KeyRevoke, 3, new KeyRevokeRequest { KeyId = created.Key.KeyId });
+        var revoked = await admin.ExpectFrameAsync();
+        Assert.Equal(FrameType.Response, revoked.Type);
+        Assert.True(revoked.Decode<ApiKeyInfoDto>().Revoked);
+
+        await using var after = await RawClient.ConnectAsync(server.EndPoint);
+        await after.SendAsync(RawClient.Hello(created.Secret));
+        await after.ExpectFatalAsync(ErrorCode.KeyRevoked);
+    }
+
+    [Fact]
+    public async Task Request_before_hello_is_handshake_required_and_closed()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var client = await RawClient.ConnectAsync(server.EndPoint);
+        await client.SendAsync(FrameType.Request, Opcode.Ping, 1);
+        await client.ExpectFatalAsync(ErrorCode.HandshakeRequired);
+
+        await using var other = await server.ConnectAsync();
+        await other.PingAsync(1);
+    }
+
+    [Fact]
+    public async Task Unsupported_protocol_version_in_hello_is_fatal()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var client = await RawClient.ConnectAsync(server.EndPoint);
+        await client.SendMessageAsync(FrameType.Hello, Opcode.None, 0, new HelloRequest { ProtocolVersion = 99, ApiKey = server.AdminKey });
+        await client.ExpectFatalAsync(ErrorCode.UnsupportedVersion);
+    }
+
+    [Fact]
+    public async Task Second_hello_is_already_authenticated_and_connection_stays()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var client = await server.ConnectAsync();
+        await client.SendAsync(RawClient.Hello(server.AdminKey));
+        await client.ExpectErrorAsync(ErrorCode.AlreadyAuthenticated, 0);
+        await client.PingAsync(1);
+    }
+
+    [Fact]
+    public async Task No_hello_within_the_handshake_timeout_closes()
+    {
+        await using var server = await TestServer.StartAsync(o => o.HandshakeTimeout = TimeSpan.FromMilliseconds(300));
+        await using var client = await RawClient.ConnectAsync(server.EndPoint);
+        await client.ExpectFatalAsync(ErrorCode.HandshakeRequired);
+    }
+}
