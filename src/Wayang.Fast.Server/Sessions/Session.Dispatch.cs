@@ -186,6 +186,9 @@ internal sealed partial class Session
         bool closed = false;
         try
         {
+            // Off the read loop: with ample credit and a fast reader every write and flush completes
+            // synchronously, and the stream would otherwise run inside dispatch, starving the connection.
+            await Task.Yield();
             for (int i = 0; i < count; i++)
             {
                 await request.Credit!.WaitAsync(request.Token).ConfigureAwait(false);
