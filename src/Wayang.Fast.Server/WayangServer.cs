@@ -128,6 +128,9 @@ public sealed class WayangServer : IAsyncDisposable
                 {
                     // The input buffer must hold one whole maximum frame, or a full-size frame could never complete.
                     sockets.MaxReadBufferSize = Math.Max(options.MaxReadBufferBytes, options.MaxFrameBytes + FrameHeader.Size + 4096);
+                    // Run the read loop on the socket's I/O thread instead of hopping to the thread pool for every
+                    // read: safe because the loop never blocks (sync opcodes are short, async ones leave the loop).
+                    sockets.UnsafePreferInlineScheduling = options.InlineSocketScheduling;
                 })
                 .Configure(app => app.Run(HandleHttpAsync)))
             .Build();

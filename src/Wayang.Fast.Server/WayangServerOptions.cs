@@ -33,6 +33,10 @@ public sealed class WayangServerOptions
     public TimeSpan ShutdownDrainTimeout { get; set; } = TimeSpan.FromSeconds(10);
     public uint DefaultInitialStreamCredit { get; set; } = 32;
 
+    // Kestrel's UnsafePreferInlineScheduling: session read loops run on the socket I/O threads, saving a thread-pool
+    // hop per read (measured in bench/RESULTS.md). Turn it off when embedding plane code that might block.
+    public bool InlineSocketScheduling { get; set; } = true;
+
     // Tuning beyond DataDirectory/Durability (memory sizes, checkpoint cadence), applied before the store opens.
     public Action<StorageOptions>? ConfigureStorage { get; set; }
 
