@@ -23,7 +23,7 @@ public sealed class CrashTests(ITestOutputHelper output)
 
     private async Task RunCrashAsync(long checkpointJournalBytes, int acksBeforeKill, bool requireCheckpoint)
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var acked = new ConcurrentDictionary<long, bool>();
         int checkpoints = 0;
         var enough = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -9,7 +9,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task PutGetDeleteAndScan()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         await using var store = FasterStateStore.Open(SmallOptions(dir.Path));
 
         Assert.False(store.TryGet(Bytes("tenant/a"), out _));
@@ -37,7 +37,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task InvalidKeysAndValuesAreRejected()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         await using var store = FasterStateStore.Open(options);
         await ThrowsWayangAsync(ErrorCode.InvalidArgument, () => store.PutAsync(ReadOnlyMemory<byte>.Empty, Bytes("v")).AsTask());
@@ -49,7 +49,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task LargeKeysAndValuesRoundTripThroughRecovery()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         // Default geometry: 4 MiB pages, 1 MiB values, 1 KiB keys.
         var options = new StorageOptions { DataDirectory = dir.Path, CheckpointOnDispose = false };
         var key = Enumerable.Range(0, 1024).Select(i => (byte)('a' + i % 26)).ToArray();
@@ -72,7 +72,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task ConcurrentPutsFromManyTasksAreAllDurable()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         options.CheckpointOnDispose = false;
         const int Tasks = 32;
@@ -111,7 +111,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task ConcurrentWritersToOneKeyRecoverToTheValueReadersSaw()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         options.CheckpointOnDispose = false;
         string last;
@@ -135,7 +135,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task ReopenAfterCleanDisposeNeedsNoReplay()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         await using (var store = FasterStateStore.Open(options))
         {
@@ -160,7 +160,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task RecoveryIsCheckpointPlusJournalTail()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         options.CheckpointOnDispose = false;
         long covered;
@@ -202,7 +202,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task CheckpointTruncatesTheJournal()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         options.CheckpointOnDispose = false;
         var journalDir = Path.Combine(dir.Path, "journal");
@@ -240,7 +240,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task JournalBytesTriggerBackgroundCheckpoints()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         options.CheckpointJournalBytes = 32 * 1024;
         await using var store = FasterStateStore.Open(options);
@@ -256,7 +256,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task ReadsOfRecordsEvictedToDiskComplete()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         // 2 pages of 64 KiB in memory: most of 2 MiB of records live only on disk.
         options.StoreMemoryBits = 17;
@@ -278,7 +278,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task RelaxedStoreKeepsAcknowledgedWritesAcrossCleanDispose()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         options.Durability = DurabilityMode.Relaxed;
         options.CheckpointOnDispose = false;
@@ -297,7 +297,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task SecondOpenOfTheSameDirectoryIsRefused()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         await using (var store = FasterStateStore.Open(options))
         {
@@ -312,7 +312,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task ManifestFromANewerFormatIsRefused()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         File.WriteAllText(Path.Combine(dir.Path, "MANIFEST.json"),
             """{"formatVersion": 7, "createdAt": "2030-01-01T00:00:00Z", "journalPageBits": 16, "journalSegmentBits": 18, "storePageBits": 16, "storeSegmentBits": 30}""");
         var ex = ThrowsWayang(ErrorCode.StorageFormatTooNew, () => FasterStateStore.Open(SmallOptions(dir.Path)));
@@ -327,7 +327,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task ManifestRecordsFormatAndGeometryWhichWinOnReopen()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         await using (var store = FasterStateStore.Open(options))
             await store.PutAsync(Bytes("g"), Bytes("1"));
@@ -354,7 +354,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task CorruptCommittedJournalEntryIsReported()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         options.CheckpointOnDispose = false;
         var marker = Bytes("MARKER-0123456789-MARKER");
@@ -383,7 +383,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task CorruptManifestIsReported()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         File.WriteAllText(Path.Combine(dir.Path, "MANIFEST.json"), "{ not json");
         ThrowsWayang(ErrorCode.StorageCorrupt, () => FasterStateStore.Open(SmallOptions(dir.Path)));
         await Task.CompletedTask;
@@ -392,7 +392,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task DeleteOnCloseRemovesTheDirectory()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var path = Path.Combine(dir.Path, "store");
         var options = SmallOptions(path);
         options.DeleteOnClose = true;
@@ -404,7 +404,7 @@ public sealed class FasterStateStoreTests
     [Fact]
     public async Task CancelledBeforeWritingWritesNothing()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         await using var store = FasterStateStore.Open(SmallOptions(dir.Path));
         using var cts = new CancellationTokenSource();
         await cts.CancelAsync();

@@ -7,7 +7,7 @@ public sealed class JournalTests
     [Fact]
     public async Task AppendedEntriesAreDurableAndReadBackInOrder()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         var addresses = new List<long>();
         await using (var journal = Journal.Open(dir.Path, options))
@@ -33,7 +33,7 @@ public sealed class JournalTests
     [Fact]
     public async Task OneCommitReleasesEverythingEnqueuedBeforeIt()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         await using var journal = Journal.Open(dir.Path, SmallOptions(dir.Path));
         await journal.AppendAsync(JournalRecordType.Put, Bytes("warm-up"));
         long commitsBefore = journal.Metrics.CommitCount;
@@ -50,7 +50,7 @@ public sealed class JournalTests
     [Fact]
     public async Task ConcurrentAppendsShareCommits()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         await using var journal = Journal.Open(dir.Path, SmallOptions(dir.Path));
         const int Writers = 32;
         const int PerWriter = 40;
@@ -75,7 +75,7 @@ public sealed class JournalTests
     [Fact]
     public async Task CommitObserverSeesEveryCommit()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         await using var journal = Journal.Open(dir.Path, SmallOptions(dir.Path));
         int observed = 0;
         journal.Metrics.CommitObserved = latency =>
@@ -92,7 +92,7 @@ public sealed class JournalTests
     [Fact]
     public async Task RelaxedAppendsCompleteBeforeCommitAndDisposeCommitsThem()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         options.Durability = DurabilityMode.Relaxed;
         options.RelaxedCommitInterval = TimeSpan.FromHours(1);
@@ -116,7 +116,7 @@ public sealed class JournalTests
     [Fact]
     public async Task RelaxedModeCommitsOnTheInterval()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         var options = SmallOptions(dir.Path);
         options.Durability = DurabilityMode.Relaxed;
         options.RelaxedCommitInterval = TimeSpan.FromMilliseconds(5);
@@ -131,7 +131,7 @@ public sealed class JournalTests
     [Fact]
     public async Task OversizedPayloadIsRejectedBeforeEnqueue()
     {
-        using var dir = new TempDir();
+        using var dir = new TempDirectory("storage-tests");
         await using var journal = Journal.Open(dir.Path, SmallOptions(dir.Path));
         Assert.Throws<ArgumentException>(() => journal.Enqueue(JournalRecordType.Put, new byte[journal.MaxPayloadBytes + 1]));
         long address = journal.Enqueue(JournalRecordType.Put, new byte[journal.MaxPayloadBytes]);

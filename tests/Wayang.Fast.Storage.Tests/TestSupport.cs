@@ -3,32 +3,6 @@ using Wayang.Fast.Common.Errors;
 
 namespace Wayang.Fast.Storage.Tests;
 
-// Each test gets its own data directory under the temp folder, deleted afterwards.
-internal sealed class TempDir : IDisposable
-{
-    public TempDir()
-    {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "wayang-storage-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(Path);
-    }
-
-    public string Path { get; }
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
-    }
-}
-
 internal static class TestData
 {
     public static byte[] Bytes(string s) => Encoding.UTF8.GetBytes(s);
