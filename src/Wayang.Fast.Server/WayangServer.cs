@@ -67,10 +67,15 @@ public sealed class WayangServer : IAsyncDisposable
         try
         {
             var tenants = new TenantDirectory(store);
-            var created = await tenants.EnsureBootstrapAdminAsync(ct).ConfigureAwait(false);
             var keyFile = Path.Combine(Path.GetFullPath(options.DataDirectory), BootstrapKeyFileName);
+            // The file is written and fsynced before the key's record commits (see EnsureBootstrapAdminAsync).
+            var created = await tenants.EnsureBootstrapAdminAsync(key =>
+            {
+                WriteBootstrapKeyFile(keyFile, key);
+                return ValueTask.CompletedTask;
+            }, ct).ConfigureAwait(false);
             if (created is not null)
-                WriteBootstrapKey(keyFile, created, options, logger);
+                AnnounceBootstrapKey(keyFile, created, options, logger);
 
             var core = new ServerCore(options, tenants, logger, metrics);
             server = new WayangServer(options, logger, store, core, keyFile, created?.Secret);
@@ -162,7 +167,7 @@ public sealed class WayangServer : IAsyncDisposable
         }
     }
 
-    private static void WriteBootstrapKey(string path, CreatedApiKey created, WayangServerOptions options, ILogger logger)
+    private static void WriteBootstrapKeyFile(string path, CreatedApiKey created)
     {
         // Created with 0600 from the first byte: there is no window in which another user can open it.
         if (File.Exists(path))
@@ -171,10 +176,18 @@ public sealed class WayangServer : IAsyncDisposable
         if (!OperatingSystem.IsWindows())
             fileOptions.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         using (var stream = new FileStream(path, fileOptions))
-        using (var writer = new StreamWriter(stream))
+        {
+            using var writer = new StreamWriter(stream, leaveOpen: true);
             writer.WriteLine(created.Secret);
+            writer.Flush();
+            stream.Flush(flushToDisk: true);
+        }
         if (!OperatingSystem.IsWindows())
             File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    private static void AnnounceBootstrapKey(string path, CreatedApiKey created, WayangServerOptions options, ILogger logger)
+    {
 
         // The log sink gets where the key is, never the key.
         Log.BootstrapKeyCreated(logger, path);

@@ -25,6 +25,34 @@ public sealed class TenantDirectoryTests
     }
 
     [Fact]
+    public async Task Bootstrap_hands_out_the_key_before_its_record_is_written()
+    {
+        var directory = new TenantDirectory(_store);
+        int writesWhenHandedOut = -1;
+        var created = await directory.EnsureBootstrapAdminAsync(key =>
+        {
+            writesWhenHandedOut = _store.Writes;
+            return ValueTask.CompletedTask;
+        });
+
+        // One write (the system tenant) happened before, the key's own record after the callback.
+        Assert.Equal(1, writesWhenHandedOut);
+        Assert.Equal(2, _store.Writes);
+        Assert.Equal(ErrorCode.None, directory.Authenticate(created!.Secret, out _));
+    }
+
+    [Fact]
+    public async Task A_failure_while_saving_the_bootstrap_key_commits_no_key_and_the_next_start_bootstraps_again()
+    {
+        var directory = new TenantDirectory(_store);
+        await Assert.ThrowsAsync<IOException>(() => directory.EnsureBootstrapAdminAsync(_ => throw new IOException("disk full")).AsTask());
+
+        var restarted = new TenantDirectory(_store);
+        Assert.Empty(restarted.ListKeys(TenantDirectory.SystemTenantId));
+        Assert.NotNull(await restarted.EnsureBootstrapAdminAsync());
+    }
+
+    [Fact]
     public async Task Stored_records_never_contain_the_secret()
     {
         var directory = new TenantDirectory(_store);

@@ -47,7 +47,10 @@ public sealed class TenantDirectory
 
     // On first start there is no key at all, so nobody could administer the server: create the system tenant
     // and one platform-admin key, and hand its secret back exactly once.
-    public async ValueTask<CreatedApiKey?> EnsureBootstrapAdminAsync(CancellationToken cancellationToken = default)
+    // beforeCommit receives the key before its record is written: the caller stores the secret there (a file), so a
+    // crash can never leave a committed admin key whose secret nobody has. A crash after beforeCommit but before
+    // the commit leaves no key, and the next start bootstraps again.
+    public async ValueTask<CreatedApiKey?> EnsureBootstrapAdminAsync(Func<CreatedApiKey, ValueTask>? beforeCommit = null, CancellationToken cancellationToken = default)
     {
         if (!_keys.IsEmpty)
             return null;
@@ -55,7 +58,7 @@ public sealed class TenantDirectory
             await CreateTenantAsync(SystemTenantId, "System", cancellationToken).ConfigureAwait(false);
         if (!_keys.IsEmpty)
             return null;
-        return await CreateKeyAsync(SystemTenantId, BootstrapKeyName, [Roles.PlatformAdmin], cancellationToken).ConfigureAwait(false);
+        return await CreateKeyCoreAsync(SystemTenantId, BootstrapKeyName, [Roles.PlatformAdmin], beforeCommit, cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask<Tenant> CreateTenantAsync(string tenantId, string displayName, CancellationToken cancellationToken = default)
@@ -86,7 +89,10 @@ public sealed class TenantDirectory
 
     public bool TenantExists(string tenantId) => _tenants.ContainsKey(tenantId);
 
-    public async ValueTask<CreatedApiKey> CreateKeyAsync(string tenantId, string name, IReadOnlyList<string> roles, CancellationToken cancellationToken = default)
+    public ValueTask<CreatedApiKey> CreateKeyAsync(string tenantId, string name, IReadOnlyList<string> roles, CancellationToken cancellationToken = default) =>
+        CreateKeyCoreAsync(tenantId, name, roles, beforeCommit: null, cancellationToken);
+
+    private async ValueTask<CreatedApiKey> CreateKeyCoreAsync(string tenantId, string name, IReadOnlyList<string> roles, Func<CreatedApiKey, ValueTask>? beforeCommit, CancellationToken cancellationToken)
     {
         if (!Ids.IsValidName(name))
             throw new WayangException(ErrorCode.InvalidArgument, "Key name must be 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit.");
@@ -108,8 +114,11 @@ public sealed class TenantDirectory
                 throw new WayangException(ErrorCode.TenantNotFound, $"Tenant '{tenantId}' does not exist.");
             var (keyId, secret, fullKey) = ApiKeyFormat.Generate();
             var stored = new StoredApiKey(keyId, tenantId, name, [.. roles.Distinct(StringComparer.Ordinal)], _time.GetUtcNow().ToUnixTimeMilliseconds(), false, 0, ApiKeyFormat.HashSecret(secret));
+            var created = new CreatedApiKey(fullKey, stored.ToInfo());
+            if (beforeCommit is not null)
+                await beforeCommit(created).ConfigureAwait(false);
             await PersistKeyAsync(stored, cancellationToken).ConfigureAwait(false);
-            return new CreatedApiKey(fullKey, stored.ToInfo());
+            return created;
         }
         finally
         {
