@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Reflection;
 using Microsoft.Extensions.Logging;
+using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Tenancy;
 using Wayang.Fast.Server.Metrics;
 using Wayang.Fast.Server.Sessions;
@@ -71,6 +72,15 @@ internal sealed class ServerCore : IDisposable
     }
 
     public void BeginShutdown() => _shuttingDown = true;
+
+    public void CloseSessionsOfKey(string keyId, Session? except = null)
+    {
+        foreach (var s in _sessions.Values)
+        {
+            if (s != except && s.KeyId == keyId)
+                s.RequestClose(ErrorCode.KeyRevoked, "key revoked");
+        }
+    }
 
     public string RenderMetrics() => Metrics.Render(_sessions.Values);
 

@@ -83,6 +83,32 @@ public sealed class HandshakeTests
     }
 
     [Fact]
+    public async Task Revoking_a_key_closes_its_open_connections_and_the_revoking_one_after_its_reply()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var admin = await server.ConnectAsync();
+        await admin.RequestAsync(Opcode.KeyCreate, 1, new KeyCreateRequest { TenantId = "system", Name = "ops", Roles = ["platform-admin"] });
+        var created = (await admin.ExpectFrameAsync()).Decode<KeyCreateResponse>();
+
+        await using var open = await server.ConnectAsync(created.Secret);
+        await open.PingAsync(1);
+        await using var self = await server.ConnectAsync(created.Secret);
+
+        // The key revokes itself: the reply arrives first, then KEY_REVOKED and close on the same connection.
+        await self.RequestAsync(Opcode.KeyRevoke, 5, new KeyRevokeRequest { KeyId = created.Key.KeyId });
+        var frames = await self.ReadUntilClosedAsync();
+        Assert.True(frames.Count == 2 && frames[0].Type == FrameType.Response && frames[0].StreamId == 5
+            && frames[1].Type == FrameType.Error && frames[1].StreamId == 0 && frames[1].ErrorCode == ErrorCode.KeyRevoked,
+            $"expected RESPONSE then ERROR KEY_REVOKED, got [{string.Join(", ", frames)}]");
+
+        // The other connection on that key is closed with KEY_REVOKED without sending anything.
+        await open.ExpectFatalAsync(ErrorCode.KeyRevoked);
+
+        // Connections on other keys are untouched.
+        await admin.PingAsync(7);
+    }
+
+    [Fact]
     public async Task Request_before_hello_is_handshake_required_and_closed()
     {
         await using var server = await TestServer.StartAsync();

@@ -125,7 +125,15 @@ internal sealed partial class Session
                     return;
                 }
                 StartUnary(streamId, opcode, start, revoke, static async (s, req, ct) =>
-                    ToDto(await s._server.Tenants.RevokeKeyAsync(req.KeyId, ct).ConfigureAwait(false)));
+                {
+                    var revoked = await s._server.Tenants.RevokeKeyAsync(req.KeyId, ct).ConfigureAwait(false);
+                    // A revoked key stops working now, not at its next connect: its open connections get KEY_REVOKED.
+                    // The caller's own connection (revoking its own key) is closed only after this reply is out.
+                    s._server.CloseSessionsOfKey(req.KeyId, except: s);
+                    if (s.KeyId == req.KeyId)
+                        s._closeAfterReply = ErrorCode.KeyRevoked;
+                    return ToDto(revoked);
+                });
                 return;
             }
 
@@ -134,6 +142,9 @@ internal sealed partial class Session
                 return;
         }
     }
+
+    // Set by a request whose success ends this connection (revoking the key it authenticated with).
+    private ErrorCode _closeAfterReply;
 
     private void StartUnary<TRequest, TResponse>(uint streamId, Opcode opcode, long start, TRequest body, Func<Session, TRequest, CancellationToken, ValueTask<TResponse>> handler)
     {
@@ -175,6 +186,8 @@ internal sealed partial class Session
         {
             _writer.WriteError(request.StreamId, request.Opcode, error, request.StartTimestamp);
         }
+        if (_closeAfterReply != ErrorCode.None)
+            RequestClose(_closeAfterReply, ErrorRegistry.NameOf(_closeAfterReply));
         await FinishAsync().ConfigureAwait(false);
     }
 

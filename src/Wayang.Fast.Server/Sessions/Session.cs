@@ -69,6 +69,7 @@ internal sealed partial class Session
     public SessionStats Stats { get; } = new();
     public int InFlightCount => _requestCount;
     public bool IsAuthenticated => _principal is not null;
+    public string? KeyId => _principal?.KeyId;
 
     // Completes when no async request is left after GOAWAY, or when the session has closed.
     public Task Drained => _drained.Task;
