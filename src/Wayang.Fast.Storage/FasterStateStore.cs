@@ -21,6 +21,12 @@ namespace Wayang.Fast.Storage;
 // whose commit cookie records A, and truncate the journal to A. Recovery restores the latest checkpoint and
 // replays the committed journal from its A, so its cost is bounded by the journal written since the last
 // checkpoint (CheckpointInterval / CheckpointJournalBytes), not by the journal's whole history.
+//
+// Compaction: fold-over checkpoints make every later update append, so the hybrid log's segment files would grow
+// forever. Before a (non-dispose) checkpoint, when the log below the read-only address holds enough bytes, FASTER
+// copies the live records below it to the tail and shifts BeginAddress in memory only (no file is deleted). The
+// checkpoint that follows persists the new BeginAddress, and only after it completes are the segment files below
+// it deleted. A crash anywhere before that recovers from the previous checkpoint, whose segments still exist.
 public sealed class FasterStateStore : IStateStore, IAsyncDisposable
 {
     public const int FormatVersion = StorageDirectory.CurrentFormatVersion;
@@ -44,6 +50,8 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
     private long _mutations;
     private long _mutationsAtCheckpoint;
     private long _checkpointAddress;
+    private long _liveBytesEstimate;
+    private bool _truncatePending;
     private int _checkpointSignalled;
     private int _disposed;
 
@@ -114,6 +122,10 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
     public StoreRecoveryInfo Recovery { get; }
     // Journal address the latest completed checkpoint covers.
     public long CheckpointAddress => Volatile.Read(ref _checkpointAddress);
+    // The store's hybrid log: records below BeginAddress are gone (compacted); its segment files are deleted once a
+    // checkpoint has recorded it.
+    public long StoreLogBeginAddress => _kv.Log.BeginAddress;
+    public long StoreLogTailAddress => _kv.Log.TailAddress;
 
     public ValueTask PutAsync(ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value, CancellationToken cancellationToken = default)
     {
@@ -232,14 +244,29 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
     }
 
     // Takes a checkpoint now (the background loop calls this on CheckpointInterval / CheckpointJournalBytes) and
-    // returns the journal address it covers. The journal before that address is truncated afterwards.
-    public async ValueTask<long> CheckpointAsync(CancellationToken cancellationToken = default)
+    // returns the journal address it covers. The journal before that address is truncated afterwards. Compacts the
+    // store's log first when CompactionMinLogBytes says it is due.
+    public ValueTask<long> CheckpointAsync(CancellationToken cancellationToken = default) =>
+        CheckpointAsync(compact: true, cancellationToken);
+
+    private async ValueTask<long> CheckpointAsync(bool compact, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
         await _checkpointGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await CheckpointCoreAsync(cancellationToken).ConfigureAwait(false);
+            if (compact && TryCompactOrLog())
+                _truncatePending = true;
+            long covered = await CheckpointCoreAsync(cancellationToken).ConfigureAwait(false);
+            // The checkpoint just taken records the new BeginAddress, so nothing can recover into the segments
+            // below it any more (FASTER keeps only the latest checkpoint): delete them now. Pending also after a
+            // failed checkpoint or a crash between a checkpoint and this deletion (set by recovery).
+            if (_truncatePending)
+            {
+                _kv.Log.Truncate();
+                _truncatePending = false;
+            }
+            return covered;
         }
         finally
         {
@@ -286,6 +313,57 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
         Metrics.OnCheckpoint(start, covered);
         StorageLog.CheckpointTaken(_logger, token, covered, (long)Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         return covered;
+    }
+
+    // Runs under the checkpoint gate, before the checkpoint. FASTER's Lookup compaction walks [BeginAddress,
+    // until) and copies a record to the tail only if the hash chain holds no newer record of its key (and not at
+    // all if a newer write lands meanwhile), so it is safe next to writers that hold only their stripe lock.
+    // Tombstones and overwritten records are dropped. It reads the on-disk part through the index, so its memory
+    // does not grow with the log, unlike Scan compaction's temporary store.
+    private bool TryCompactOrLog()
+    {
+        try
+        {
+            return TryCompact();
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException and not ObjectDisposedException)
+        {
+            // A failed compaction changed no logical state (records it already copied are current values) and
+            // did not move BeginAddress: the checkpoint still goes ahead, so the journal keeps being truncated.
+            StorageLog.CompactionFailed(_logger, ex);
+            return false;
+        }
+    }
+
+    private bool TryCompact()
+    {
+        long threshold = _options.CompactionMinLogBytes;
+        if (threshold <= 0)
+            return false;
+        long begin = _kv.Log.BeginAddress;
+        long until = _kv.Log.SafeReadOnlyAddress;
+        // Compacting copies all live data below `until`: wait until the log holds at least as much dead data as
+        // live (as measured by the previous compaction), so the copying stays proportional to the garbage.
+        if (until - begin < Math.Max(threshold, 2 * Volatile.Read(ref _liveBytesEstimate)))
+            return false;
+
+        long start = Stopwatch.GetTimestamp();
+        long tailBefore = _kv.Log.TailAddress;
+        long newBegin;
+        var session = RentSession();
+        try
+        {
+            newBegin = session.Compact(until, CompactionType.Lookup);
+        }
+        finally
+        {
+            ReturnSession(session);
+        }
+        // Concurrent writes also move the tail, so this overestimates the live data (compacting a bit later).
+        Volatile.Write(ref _liveBytesEstimate, Math.Max(0, _kv.Log.TailAddress - tailBefore));
+        Metrics.OnCompaction(newBegin - begin);
+        StorageLog.Compacted(_logger, begin, newBegin, _liveBytesEstimate, (long)Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        return newBegin > begin;
     }
 
     // With every stripe held, no write sits between its journal enqueue and its FasterKV apply, so every entry
@@ -364,6 +442,7 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
                 throw new WayangException(ErrorCode.StorageCorrupt, $"The state checkpoint in '{_directory.StatePath}' does not record which journal address it covers.");
             covered = BinaryPrimitives.ReadInt64LittleEndian(cookie.AsSpan(sizeof(int)));
             fromCheckpoint = true;
+            _truncatePending = true;
         }
 
         journal = Journal.Open(_directory.JournalPath, _options, Metrics, _logger);
@@ -523,6 +602,7 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
             RelaxedCommitInterval = requested.RelaxedCommitInterval,
             CheckpointInterval = requested.CheckpointInterval,
             CheckpointJournalBytes = requested.CheckpointJournalBytes,
+            CompactionMinLogBytes = requested.CompactionMinLogBytes,
             JournalMemoryBits = Math.Max(requested.JournalMemoryBits, manifest.JournalPageBits + 1),
             JournalPageBits = manifest.JournalPageBits,
             JournalSegmentBits = manifest.JournalSegmentBits,
@@ -552,7 +632,7 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
         try
         {
             if (_options.CheckpointOnDispose && Volatile.Read(ref _mutations) != Volatile.Read(ref _mutationsAtCheckpoint))
-                await CheckpointAsync().ConfigureAwait(false);
+                await CheckpointAsync(compact: false, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

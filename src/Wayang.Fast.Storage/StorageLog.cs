@@ -22,4 +22,10 @@ internal static partial class StorageLog
 
     [LoggerMessage(EventId = 5106, Level = LogLevel.Warning, Message = "Option {Option}={Requested} differs from the data directory's manifest; using the manifest's {Actual}")]
     public static partial void GeometryFromManifest(ILogger logger, string option, int requested, int actual);
+
+    [LoggerMessage(EventId = 5107, Level = LogLevel.Debug, Message = "Compacted the store log from {BeginAddress} to {NewBeginAddress} ({LiveBytes} live bytes copied to the tail) in {ElapsedMs} ms")]
+    public static partial void Compacted(ILogger logger, long beginAddress, long newBeginAddress, long liveBytes, long elapsedMs);
+
+    [LoggerMessage(EventId = 5108, Level = LogLevel.Error, Message = "Store log compaction failed; checkpointing without it, will retry at the next checkpoint")]
+    public static partial void CompactionFailed(ILogger logger, Exception exception);
 }

@@ -14,6 +14,8 @@ public sealed class StorageMetrics
     private long _checkpointCount;
     private long _lastCheckpointTicks;
     private long _lastCheckpointAddress;
+    private long _compactionCount;
+    private long _compactedBytes;
 
     public Action<TimeSpan>? CommitObserved { get; set; }
     public Action<TimeSpan>? CheckpointObserved { get; set; }
@@ -28,6 +30,16 @@ public sealed class StorageMetrics
     public TimeSpan LastCheckpointDuration => TimeSpan.FromTicks(Volatile.Read(ref _lastCheckpointTicks));
     // Journal address the latest checkpoint covers (everything before it is in the checkpoint).
     public long LastCheckpointAddress => Volatile.Read(ref _lastCheckpointAddress);
+
+    // Store (FasterKV hybrid log) compactions run before a checkpoint, and the log bytes they moved BeginAddress past.
+    public long CompactionCount => Volatile.Read(ref _compactionCount);
+    public long CompactedBytes => Volatile.Read(ref _compactedBytes);
+
+    internal void OnCompaction(long reclaimedBytes)
+    {
+        Interlocked.Add(ref _compactedBytes, reclaimedBytes);
+        Interlocked.Increment(ref _compactionCount);
+    }
 
     internal void OnAppend() => Interlocked.Increment(ref _appendCount);
 

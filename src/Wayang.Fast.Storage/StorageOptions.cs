@@ -20,6 +20,10 @@ public sealed class StorageOptions
     public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromMinutes(1);
     // Take a checkpoint early once this many journal bytes have accumulated since the last one.
     public long CheckpointJournalBytes { get; set; } = 64L * 1024 * 1024;
+    // Compact the store's hybrid log before a background checkpoint once the log between its BeginAddress and
+    // its read-only address exceeds this many bytes (and twice the live data the previous compaction copied).
+    // 0 or less disables compaction. See README.md, "Checkpoints, compaction, truncation and recovery".
+    public long CompactionMinLogBytes { get; set; } = 64L * 1024 * 1024;
     public int JournalMemoryBits { get; set; } = 24;
     public int JournalPageBits { get; set; } = 22;
     public long IndexBuckets { get; set; } = 1L << 16;
