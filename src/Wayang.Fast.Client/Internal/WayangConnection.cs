@@ -510,17 +510,12 @@ internal sealed class WayangConnection : IAsyncDisposable
         }
         catch (MessagePackSerializationException)
         {
-            return new WayangError(ErrorCode.BadBody, "The server sent an ERROR frame that could not be decoded.");
+            decoded = null!;
         }
-        var code = (ErrorCode)decoded.Code;
-        IReadOnlyDictionary<string, string>? details = decoded.Details;
-        if (ErrorRegistry.NameOf(code) != decoded.Name && !string.IsNullOrEmpty(decoded.Name))
-        {
-            // A code this SDK does not know yet: keep the server's symbolic name.
-            var copy = new Dictionary<string, string>(decoded.Details ?? []) { ["name"] = decoded.Name };
-            details = copy;
-        }
-        return new WayangError(code, string.IsNullOrEmpty(decoded.Message) ? null : decoded.Message, decoded.RetryAfterMs, details, decoded.Retryable);
+        // A nil body decodes to null (MessagePack 2.x): as undecodable as a malformed one.
+        return decoded is null
+            ? new WayangError(ErrorCode.BadBody, "The server sent an ERROR frame that could not be decoded.")
+            : ErrorBodyMapping.ToError(decoded);
     }
 
     private void Close(WayangError reason)

@@ -15,17 +15,6 @@ internal static class ErrorBodies
     public static byte[] Default(ErrorCode code) =>
         Defaults.TryGetValue(code, out var body) ? body : Defaults.GetOrAdd(code, static c => Serialize(new WayangError(c)));
 
-    public static byte[] Serialize(WayangError error)
-    {
-        var body = new ErrorBody
-        {
-            Code = (int)error.Code,
-            Name = error.Name,
-            Message = error.Message,
-            Retryable = error.Retryable,
-            RetryAfterMs = error.RetryAfterMs,
-            Details = error.Details.Count == 0 ? [] : new Dictionary<string, string>(error.Details),
-        };
-        return MessagePackSerializer.Serialize(body, WireOptions.Trusted);
-    }
+    public static byte[] Serialize(WayangError error) =>
+        MessagePackSerializer.Serialize(ErrorBodyMapping.ToBody(error), WireOptions.Trusted);
 }
