@@ -9,6 +9,7 @@ using Wayang.Fast.Protocol.Framing;
 using Wayang.Fast.Protocol.Messages;
 using Wayang.Fast.Server;
 using Wayang.Fast.Server.Sessions;
+using Wayang.Fast.Testing;
 
 namespace Wayang.Fast.Benchmarks.Server;
 

@@ -1,10 +1,10 @@
 using System.Collections.Concurrent;
 using Wayang.Fast.Storage;
 
-namespace Wayang.Fast.Control.Tests;
+namespace Wayang.Fast.Testing;
 
-// Test double of the storage contract: lets tenancy logic be tested without a data directory.
-// The FASTER-backed store has its own tests; TenancyDurabilityTests runs the directory on the real one.
+// Test double of the storage contract: tenancy logic and the in-process session benchmark run without a data
+// directory. Linked into the projects that need it (Control tests, benchmarks); the FASTER store has its own tests.
 internal sealed class InMemoryStateStore : IStateStore
 {
     private readonly ConcurrentDictionary<string, byte[]> _data = new(StringComparer.Ordinal);
