@@ -4,10 +4,10 @@ using Wayang.Fast.Storage;
 
 // Crash-test child: opens a store and writes keys until it is killed. Prints "ack <i>" only after PutAsync(i)
 // has completed, so every printed index is an acknowledged write that must survive kill -9.
-// Usage: CrashHost <dataDir> <fsync|relaxed> <checkpointJournalBytes> <writers>
+// Usage: CrashHost <dataDir> <fsync|relaxed> <checkpointJournalBytes> <writers> [compactionMinLogBytes]
 if (args.Length < 4)
 {
-    await Console.Error.WriteLineAsync("usage: CrashHost <dataDir> <fsync|relaxed> <checkpointJournalBytes> <writers>");
+    await Console.Error.WriteLineAsync("usage: CrashHost <dataDir> <fsync|relaxed> <checkpointJournalBytes> <writers> [compactionMinLogBytes]");
     return 2;
 }
 
@@ -27,6 +27,12 @@ var options = new StorageOptions
     MaxValueBytes = 4096,
 };
 int writers = int.Parse(args[3], CultureInfo.InvariantCulture);
+if (args.Length > 4)
+{
+    // Compaction before each checkpoint, with small store segments so it deletes segment files mid-run.
+    options.CompactionMinLogBytes = long.Parse(args[4], CultureInfo.InvariantCulture);
+    options.StoreSegmentBits = 17;
+}
 
 var output = Console.Out;
 var outputLock = new Lock();
@@ -40,7 +46,8 @@ void Say(string line)
 }
 
 await using var store = FasterStateStore.Open(options);
-store.Metrics.CheckpointObserved = _ => Say("checkpoint " + store.Metrics.LastCheckpointAddress.ToString(CultureInfo.InvariantCulture));
+store.Metrics.CheckpointObserved = _ => Say("checkpoint " + store.Metrics.LastCheckpointAddress.ToString(CultureInfo.InvariantCulture)
+    + " compactions " + store.Metrics.CompactionCount.ToString(CultureInfo.InvariantCulture));
 Say("ready");
 
 var tasks = new Task[writers];

@@ -133,44 +133,4 @@ public sealed class CompactionTests
             AssertLatest(reopened, round - 1);
         }
     }
-
-    [Fact]
-    public async Task CrashImageAfterCompactionRecovers()
-    {
-        using var dir = new TempDirectory("storage-tests");
-        using var image = new TempDirectory("storage-tests");
-        var options = CompactingOptions(dir.Path);
-        await using (var store = FasterStateStore.Open(options))
-        {
-            await OverwriteAsync(store, 0, Rounds);
-            await store.CheckpointAsync();
-            await store.CheckpointAsync();
-            Assert.True(store.Metrics.CompactionCount >= 1);
-            await SegmentDeletedAsync(dir.Path, "hlog.0");
-            // Acknowledged (Fsync) writes after the compacting checkpoint live only in the journal.
-            await OverwriteAsync(store, Rounds, Rounds + 20);
-
-            // With nothing in flight, the files on disk are what a kill -9 now would leave behind: copy them while
-            // the store is still open (it never gets to dispose or take another checkpoint for this image).
-            CopyDirectory(dir.Path, image.Path);
-        }
-
-        var imageOptions = CompactingOptions(image.Path);
-        await using var recovered = FasterStateStore.Open(imageOptions);
-        Assert.True(recovered.Recovery.FromCheckpoint);
-        Assert.True(recovered.Recovery.ReplayedEntries >= Keys * 20);
-        AssertLatest(recovered, Rounds + 19);
-    }
-
-    private static void CopyDirectory(string from, string to)
-    {
-        foreach (var sub in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
-            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, sub)));
-        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-        {
-            if (Path.GetFileName(file) == "LOCK")
-                continue;
-            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)));
-        }
-    }
 }

@@ -21,22 +21,30 @@ public sealed class CrashTests(ITestOutputHelper output)
         // ~100 bytes per entry: a checkpoint every ~150 writes, so recovery is checkpoint + journal tail.
         RunCrashAsync(checkpointJournalBytes: 16 * 1024, acksBeforeKill: 600, requireCheckpoint: true);
 
-    private async Task RunCrashAsync(long checkpointJournalBytes, int acksBeforeKill, bool requireCheckpoint)
+    [Fact]
+    public Task FsyncAcknowledgedWritesSurviveKillAfterCompactingCheckpoints() =>
+        // Every checkpoint compacts the store log first (and deletes its old segment files), so recovery runs from a
+        // compacted checkpoint plus the journal tail.
+        RunCrashAsync(checkpointJournalBytes: 16 * 1024, acksBeforeKill: 600, requireCheckpoint: true, compactionMinLogBytes: 1);
+
+    private async Task RunCrashAsync(long checkpointJournalBytes, int acksBeforeKill, bool requireCheckpoint, long compactionMinLogBytes = 0)
     {
         using var dir = new TempDirectory("storage-tests");
         var acked = new ConcurrentDictionary<long, bool>();
         int checkpoints = 0;
+        long compactions = 0;
         var enough = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var stderr = new StringBuilder();
 
         void Check()
         {
-            if (acked.Count >= acksBeforeKill && (!requireCheckpoint || Volatile.Read(ref checkpoints) > 0))
+            if (acked.Count >= acksBeforeKill && (!requireCheckpoint || Volatile.Read(ref checkpoints) > 0)
+                && (compactionMinLogBytes == 0 || Interlocked.Read(ref compactions) > 0))
                 enough.TrySetResult();
         }
 
-        using var process = new Process { StartInfo = CrashHostStartInfo(dir.Path, "fsync", checkpointJournalBytes, writers: 8), EnableRaisingEvents = true };
+        using var process = new Process { StartInfo = CrashHostStartInfo(dir.Path, "fsync", checkpointJournalBytes, writers: 8, compactionMinLogBytes), EnableRaisingEvents = true };
         process.OutputDataReceived += (_, e) =>
         {
             if (e.Data is null)
@@ -44,7 +52,12 @@ public sealed class CrashTests(ITestOutputHelper output)
             if (e.Data.StartsWith("ack ", StringComparison.Ordinal))
                 acked.TryAdd(long.Parse(e.Data.AsSpan(4), CultureInfo.InvariantCulture), true);
             else if (e.Data.StartsWith("checkpoint ", StringComparison.Ordinal))
+            {
                 Interlocked.Increment(ref checkpoints);
+                // "checkpoint <address> compactions <count>"
+                var parts = e.Data.Split(' ');
+                Interlocked.Exchange(ref compactions, long.Parse(parts[^1], CultureInfo.InvariantCulture));
+            }
             Check();
         };
         process.ErrorDataReceived += (_, e) =>
@@ -62,7 +75,7 @@ public sealed class CrashTests(ITestOutputHelper output)
         {
             var first = await Task.WhenAny(enough.Task, exited.Task, Task.Delay(Deadline));
             Assert.True(first == enough.Task,
-                $"crash host did not reach {acksBeforeKill} acks (saw {acked.Count}, {checkpoints} checkpoints, exited: {process.HasExited}); stderr:\n{stderr}");
+                $"crash host did not reach {acksBeforeKill} acks (saw {acked.Count}, {checkpoints} checkpoints, {compactions} compactions, exited: {process.HasExited}); stderr:\n{stderr}");
         }
         finally
         {
@@ -101,7 +114,7 @@ public sealed class CrashTests(ITestOutputHelper output)
         }
     }
 
-    private static ProcessStartInfo CrashHostStartInfo(string dataDir, string mode, long checkpointJournalBytes, int writers)
+    private static ProcessStartInfo CrashHostStartInfo(string dataDir, string mode, long checkpointJournalBytes, int writers, long compactionMinLogBytes)
     {
         var pathFile = Path.Combine(AppContext.BaseDirectory, "crashhost.path");
         Assert.True(File.Exists(pathFile), $"{pathFile} is missing: the test project's build records the crash host's location there");
@@ -122,6 +135,8 @@ public sealed class CrashTests(ITestOutputHelper output)
         info.ArgumentList.Add(mode);
         info.ArgumentList.Add(checkpointJournalBytes.ToString(CultureInfo.InvariantCulture));
         info.ArgumentList.Add(writers.ToString(CultureInfo.InvariantCulture));
+        if (compactionMinLogBytes > 0)
+            info.ArgumentList.Add(compactionMinLogBytes.ToString(CultureInfo.InvariantCulture));
         return info;
     }
 
