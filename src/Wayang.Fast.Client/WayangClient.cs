@@ -8,7 +8,7 @@ namespace Wayang.Fast.Client;
 
 // The .NET SDK entry point: one multiplexed connection shared by every call, thread-safe, reconnecting on
 // demand (README.md "Reconnect policy"). Every failure surfaces as WayangException.
-public sealed class WayangClient : IAsyncDisposable
+public sealed partial class WayangClient : IAsyncDisposable
 {
     private readonly WayangClientOptions _options;
     private readonly SemaphoreSlim _connectLock = new(1, 1);

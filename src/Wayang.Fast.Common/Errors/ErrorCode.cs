@@ -45,6 +45,25 @@ public enum ErrorCode
     TenantExists = 2005,
     KeyNotFound = 2006,
 
+    // Execution: workflows, runs, tasks, executors, dead letters
+    WorkflowInvalid = 3001,
+    WorkflowNotFound = 3002,
+    RunNotFound = 3003,
+    RunStateConflict = 3004,
+    QueueFull = 3005,
+    IdempotencyKeyConflict = 3006,
+    TaskTokenInvalid = 3007,
+    TaskTokenExpired = 3008,
+    AttemptSuperseded = 3009,
+    ExecutorExists = 3010,
+    ExecutorNotRegistered = 3011,
+    AgentUnavailable = 3012,
+    DeadLetterNotFound = 3013,
+    RunInputInvalid = 3014,
+    RunStuck = 3015,
+    TaskTimeout = 3016,
+    TaskFailed = 3017,
+
     // Storage and server
     StorageFormatTooNew = 5001,
     StorageCorrupt = 5002,

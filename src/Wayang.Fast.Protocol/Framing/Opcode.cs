@@ -17,4 +17,31 @@ public enum Opcode : ushort
     KeyCreate = 0x0103,
     KeyList = 0x0104,
     KeyRevoke = 0x0105,
+
+    // Execution: workflows
+    WorkflowRegister = 0x0201,
+    WorkflowGet = 0x0202,
+    WorkflowList = 0x0203,
+
+    // Execution: runs
+    RunSubmit = 0x0210,
+    RunGet = 0x0211,
+    RunList = 0x0212,
+    RunCancel = 0x0213,
+    RunSuspend = 0x0214,
+    RunResume = 0x0215,
+    RunSignal = 0x0216,
+
+    // Execution: executors and tasks
+    ExecutorRegister = 0x0220,
+    ExecutorSetSlots = 0x0221,
+    ExecutorHeartbeat = 0x0222,
+    TaskResult = 0x0223,
+
+    // Execution: queues and dead letters
+    QueueStats = 0x0230,
+    DlqList = 0x0240,
+    DlqShow = 0x0241,
+    DlqReplay = 0x0242,
+    DlqDiscard = 0x0243,
 }
