@@ -58,16 +58,3 @@ public sealed class ExecutionEngine : IAsyncDisposable
 
     public ValueTask DisposeAsync() => throw new NotImplementedException();
 }
-
-// An executor registered on one connection; opaque outside the engine.
-public sealed class ExecutorHandle
-{
-    internal ExecutorHandle(string executorId, string tenantId)
-    {
-        ExecutorId = executorId;
-        TenantId = tenantId;
-    }
-
-    public string ExecutorId { get; }
-    public string TenantId { get; }
-}
