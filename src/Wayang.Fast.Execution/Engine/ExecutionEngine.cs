@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Wayang.Fast.Execution.Agents;
 using Wayang.Fast.Execution.DeadLetters;
 using Wayang.Fast.Execution.Definitions;
+using Wayang.Fast.Common.Runs;
 using Wayang.Fast.Execution.Runs;
 using Wayang.Fast.Storage;
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Wayang.Fast.Execution.Definitions;
+using Wayang.Fast.Common.Runs;
 using Wayang.Fast.Execution.Runs;
 
 namespace Wayang.Fast.Execution.Planning;

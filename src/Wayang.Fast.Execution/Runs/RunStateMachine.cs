@@ -1,4 +1,5 @@
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Common.Runs;
 
 namespace Wayang.Fast.Execution.Runs;
 
