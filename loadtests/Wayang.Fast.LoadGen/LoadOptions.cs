@@ -42,6 +42,9 @@ public sealed class LoadOptions
     public bool ServeFake { get; set; }
     public bool Help { get; set; }
     public bool ListScenarios { get; set; }
+    // Scenario "tasks": executor connections the generator runs, and the slots each registers.
+    public int Executors { get; set; } = 2;
+    public int Slots { get; set; } = 512;
 
     public const string Usage = """
         wayang-loadgen: load generator for the Wayang.Fast protocol (loopback targets only)
@@ -58,6 +61,8 @@ public sealed class LoadOptions
                                  (redis-benchmark -P semantics); default is the sliding-window style
           --rate <req/s>         open model: fixed total arrival rate; latency from the intended send time
           --max-in-flight <n>    open model: in-flight cap per connection (default 1024; server's cap applies)
+          --executors <n>        scenario tasks: executor connections run by the generator (default 2)
+          --slots <n>            scenario tasks: slots each executor registers (default 512)
           --duration <t>         measured time, e.g. 10s, 500ms, 2m (default 10s)
           --warmup <t>           unmeasured warmup before it (default 2s)
           --requests <n>         measure exactly n requests instead of a duration
@@ -109,6 +114,8 @@ public sealed class LoadOptions
                 case "--self-test": o.SelfTest = true; break;
                 case "--serve-fake": o.ServeFake = true; break;
                 case "--list-scenarios": o.ListScenarios = true; break;
+                case "--executors": o.Executors = ParseInt(a, Next(), 1, 1000); break;
+                case "--slots": o.Slots = ParseInt(a, Next(), 1, 10_000); break;
                 case "--help" or "-h" or "-?": o.Help = true; break;
                 default: throw new ArgumentException($"unknown option {a} (see --help)");
             }

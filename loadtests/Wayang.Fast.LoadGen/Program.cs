@@ -54,6 +54,11 @@ if (options.ServeFake)
 
 try
 {
+    if (string.Equals(options.Scenario, "tasks", StringComparison.OrdinalIgnoreCase))
+    {
+        // The execution plane end to end: its own runner (submitters plus executors), see Tasks/TaskLoadRunner.cs.
+        return await Wayang.Fast.LoadGen.Tasks.TaskLoadRunner.RunAsync(options, LoadRunner.ResolveLoopback(options.Host, options.Port), options.ResolveKey(), Console.Error, CancellationToken.None);
+    }
     var scenario = ScenarioCatalog.Find(options.Scenario)
         ?? throw new ArgumentException($"unknown scenario '{options.Scenario}' (see --list-scenarios)");
     var endPoint = LoadRunner.ResolveLoopback(options.Host, options.Port);
