@@ -1,6 +1,24 @@
+using System.Runtime.InteropServices;
+using Wayang.Fast.Common;
+using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Execution.Engine;
 
 namespace Wayang.Fast.Execution.Dispatch;
+
+// LOCK RULE (engine and server code follow this):
+// - One lock (_lock) guards every queue, executor and lease here. Under it the dispatcher calls out to exactly two
+//   things: the AssignmentFactory and IExecutorChannel.TryPush. The lock order is: dispatcher lock, then whatever
+//   those two take.
+// - The AssignmentFactory MAY take a run lock (to read the run's input, node config and upstream outputs). Hence
+//   engine code MUST NOT call any TaskDispatcher method while holding a run lock: decide under the run lock, leave
+//   it, then Enqueue/Release/RemoveRun. (Likewise any other engine lock the factory takes.)
+// - TryPush must not block: it writes the frame into the connection's pipe and the server flushes elsewhere. The
+//   server must not call the engine/dispatcher while holding a lock that TryPush takes.
+// - Neither callback may call back into the dispatcher (System.Threading.Lock is reentrant, so it would not deadlock,
+//   but it would run in the middle of an update). The factory must not throw (an exception propagates to the caller,
+//   the task stays queued); a TryPush that throws counts as false (connection gone).
+// - Under the lock the work per task is O(1) or O(log executors) and allocates only the task's entry: queues are
+//   ring buffers, leases and run membership are intrusive lists, ready executors are indexed heaps.
 
 // A task ready to run: one attempt of one TASK node. Identity is TaskId ("<runId>:<nodeId>:<attempt>").
 public sealed class QueuedTask
@@ -22,48 +40,666 @@ public sealed class QueuedTask
 public delegate TaskAssignment? AssignmentFactory(QueuedTask task, string executorId, long leaseExpiresAtMs);
 
 // Where tasks wait and who runs them: the queues (tenant x executor type), the executors with their slots and
-// stream credit, and the leases of dispatched tasks (STUB: implemented by the dispatch work item).
-// An executor is never sent more tasks than min(credit, slots - in flight).
+// stream credit, and the leases of dispatched tasks. An executor is never sent more tasks than
+// min(credit, slots - in flight).
+//
+// How matching stays cheap: the dispatcher keeps the invariant "no queued head task can be taken by any executor
+// that has capacity now" after every call. So only two events can dispatch anything: a queue gets a new head
+// (Enqueue into an empty queue or at the front, RemoveRun/dropping a head), which tries that one queue; or an
+// executor gains capacity (Register, GrantCredit, SetSlots up, Release, expiry, RemoveRun), which offers that one
+// executor to the queues it serves. Neither scans all queues or all executors.
 public sealed class TaskDispatcher
 {
-    public TaskDispatcher(ExecutionOptions options, TimeProvider time, AssignmentFactory assign) => throw new NotImplementedException();
+    private const int MaxSlots = 10_000;
+    private const int MaxExecutorIdLength = 128;
+
+    private readonly Lock _lock = new();
+    private readonly ExecutionOptions _options;
+    private readonly TimeProvider _time;
+    private readonly AssignmentFactory _assign;
+    private readonly long _leaseMs;
+
+    private readonly Dictionary<QueueKey, TaskQueue> _queues = [];
+    private readonly Dictionary<string, TypeIndex> _types = new(StringComparer.Ordinal);
+    // Every queued or leased task by TaskId: Release/TryGetLease lookups and the no-duplicates rule.
+    private readonly Dictionary<string, TaskEntry> _tasks = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, RunTasks> _runs = new(StringComparer.Ordinal);
+    private readonly Dictionary<ExecutorKey, ExecutorHandle> _executors = [];
+    // Lease expiries, lazily maintained: a released lease's item is skipped when it surfaces, a renewed one is
+    // pushed back with its new expiry then (so a heartbeat touches no heap).
+    private readonly PriorityQueue<TaskEntry, long> _expiries = new();
+
+    // Scratch lists reused under the lock so events allocate nothing.
+    private readonly List<TaskQueue> _walkTouched = [];
+    private readonly List<TaskQueue> _touched = [];
+    private readonly List<ExecutorHandle> _freed = [];
+
+    private long _sequence;
+    private long _dispatched;
+    private long _leaseExpirations;
+
+    public TaskDispatcher(ExecutionOptions options, TimeProvider time, AssignmentFactory assign)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentNullException.ThrowIfNull(assign);
+        _options = options;
+        _time = time;
+        _assign = assign;
+        _leaseMs = Math.Max(1, (long)options.LeaseDuration.TotalMilliseconds);
+    }
 
     // Queue depth of (tenant, executorType): the submission check for QUEUE_FULL.
-    public int Depth(string tenantId, string executorType) => throw new NotImplementedException();
+    public int Depth(string tenantId, string executorType)
+    {
+        lock (_lock)
+            return _queues.TryGetValue(new QueueKey(tenantId, executorType), out var queue) ? queue.Live : 0;
+    }
 
     // Adds the task and dispatches what can go. front: a redelivery (lease expiry, disconnect, restart) goes
-    // before newer work.
-    public void Enqueue(QueuedTask task, bool front = false) => throw new NotImplementedException();
+    // before newer work. A TaskId that is already queued or leased is ignored, so no task is ever leased twice.
+    public void Enqueue(QueuedTask task, bool front = false)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        lock (_lock)
+        {
+            ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_tasks, task.TaskId, out var exists);
+            if (exists)
+                return;
+            var queue = QueueOf(task.TenantId, task.ExecutorType);
+            var entry = new TaskEntry(task, queue);
+            slot = entry;
+            RunOf(task.RunId).Add(entry);
 
-    public ExecutorHandle Register(string tenantId, bool shared, ExecutorRegistration registration, IExecutorChannel channel) => throw new NotImplementedException();
+            var wasEmpty = queue.Live == 0;
+            if (front)
+                queue.PushFront(entry);
+            else
+                queue.PushBack(entry);
+            queue.Live++;
+            queue.Type.AddToRing(queue);
+            // Only a new head can be placeable: every other head already waits for capacity that does not exist.
+            if (front || wasEmpty)
+                Drain(queue);
+        }
+    }
+
+    public ExecutorHandle Register(string tenantId, bool shared, ExecutorRegistration registration, IExecutorChannel channel)
+    {
+        ArgumentNullException.ThrowIfNull(tenantId);
+        ArgumentNullException.ThrowIfNull(registration);
+        ArgumentNullException.ThrowIfNull(channel);
+        var executorId = registration.ExecutorId;
+        if (string.IsNullOrEmpty(executorId) || executorId.Length > MaxExecutorIdLength || executorId.Any(char.IsControl))
+            throw new WayangException(ErrorCode.InvalidArgument, $"executorId must be 1..{MaxExecutorIdLength} printable characters");
+        if (registration.Slots is < 1 or > MaxSlots)
+            throw new WayangException(ErrorCode.InvalidArgument, $"slots must be 1..{MaxSlots}");
+        if (registration.ExecutorTypes is null || registration.ExecutorTypes.Count == 0)
+            throw new WayangException(ErrorCode.InvalidArgument, "an executor must serve at least one executor type");
+        foreach (var type in registration.ExecutorTypes)
+        {
+            if (!Ids.IsValidName(type))
+                throw new WayangException(ErrorCode.InvalidArgument, "executor types are 1..64 of [a-z0-9-_], starting alphanumeric");
+        }
+        var types = registration.ExecutorTypes.Distinct(StringComparer.Ordinal).ToArray();
+        var labels = registration.Labels is null
+            ? new Dictionary<string, string>(StringComparer.Ordinal)
+            : new Dictionary<string, string>(registration.Labels, StringComparer.Ordinal);
+
+        lock (_lock)
+        {
+            var key = new ExecutorKey(tenantId, executorId);
+            if (_executors.ContainsKey(key))
+                throw new WayangException(ErrorCode.ExecutorExists, $"executor '{executorId}' is already registered");
+            var executor = new ExecutorHandle(executorId, tenantId)
+            {
+                Shared = shared,
+                Types = types,
+                Labels = labels,
+                Channel = channel,
+                Slots = registration.Slots,
+                // The register stream opens with Slots credit.
+                Credit = registration.Slots,
+                Sequence = ++_sequence,
+                LastHeartbeatMs = NowMs(),
+                Live = true,
+            };
+            var members = new PoolMember[types.Length];
+            for (var i = 0; i < types.Length; i++)
+            {
+                var index = TypeOf(types[i]);
+                members[i] = new PoolMember(executor, shared ? index.Shared : index.PoolOf(tenantId), index);
+            }
+            executor.Members = members;
+            _executors.Add(key, executor);
+            UpdatePools(executor);
+            OnCapacity(executor);
+            return executor;
+        }
+    }
 
     // Returns the tasks the executor held (their leases are gone); the caller requeues them.
-    public IReadOnlyList<QueuedTask> Unregister(ExecutorHandle executor) => throw new NotImplementedException();
+    public IReadOnlyList<QueuedTask> Unregister(ExecutorHandle executor)
+    {
+        ArgumentNullException.ThrowIfNull(executor);
+        lock (_lock)
+        {
+            if (!executor.Live)
+                return [];
+            executor.Live = false;
+            UpdatePools(executor);
+            _executors.Remove(new ExecutorKey(executor.TenantId, executor.ExecutorId));
+            if (executor.LeaseCount == 0)
+                return [];
+            var held = new List<QueuedTask>(executor.LeaseCount);
+            for (var entry = executor.FirstLease; entry is not null; entry = executor.FirstLease)
+            {
+                held.Add(entry.Task);
+                EndLease(entry);
+            }
+            return held;
+        }
+    }
 
-    public void GrantCredit(ExecutorHandle executor, int credits) => throw new NotImplementedException();
+    public void GrantCredit(ExecutorHandle executor, int credits)
+    {
+        ArgumentNullException.ThrowIfNull(executor);
+        if (credits <= 0)
+            return;
+        lock (_lock)
+        {
+            if (!executor.Live)
+                return;
+            executor.Credit = (int)Math.Min((long)executor.Credit + credits, int.MaxValue);
+            UpdatePools(executor);
+            OnCapacity(executor);
+        }
+    }
 
-    public void SetSlots(ExecutorHandle executor, int slots) => throw new NotImplementedException();
+    // Lowering below the tasks in flight only stops new pushes until enough of them finish.
+    public void SetSlots(ExecutorHandle executor, int slots)
+    {
+        ArgumentNullException.ThrowIfNull(executor);
+        if (slots is < 1 or > MaxSlots)
+            throw new WayangException(ErrorCode.InvalidArgument, $"slots must be 1..{MaxSlots}");
+        lock (_lock)
+        {
+            if (!executor.Live)
+                return;
+            executor.Slots = slots;
+            UpdatePools(executor);
+            OnCapacity(executor);
+        }
+    }
 
     // Renews every lease the executor holds; returns how many and the new expiry.
-    public (int Renewed, long ExpiresAtMs) Heartbeat(ExecutorHandle executor) => throw new NotImplementedException();
+    public (int Renewed, long ExpiresAtMs) Heartbeat(ExecutorHandle executor)
+    {
+        ArgumentNullException.ThrowIfNull(executor);
+        lock (_lock)
+        {
+            var now = NowMs();
+            var expiresAt = now + _leaseMs;
+            if (!executor.Live)
+                return (0, expiresAt);
+            executor.LastHeartbeatMs = now;
+            for (var entry = executor.FirstLease; entry is not null; entry = entry.ExecNext)
+                entry.LeaseExpiresAtMs = expiresAt;
+            return (executor.LeaseCount, expiresAt);
+        }
+    }
 
     // The result for taskId arrived (or the attempt ended otherwise): frees its slot. False if no lease existed.
-    public bool Release(string taskId) => throw new NotImplementedException();
+    public bool Release(string taskId)
+    {
+        ArgumentNullException.ThrowIfNull(taskId);
+        lock (_lock)
+        {
+            if (!_tasks.TryGetValue(taskId, out var entry) || entry.State != EntryState.Leased)
+                return false;
+            var executor = entry.Executor!;
+            EndLease(entry);
+            UpdatePools(executor);
+            OnCapacity(executor);
+            return true;
+        }
+    }
 
     // Whether taskId is currently leased, and to whom.
-    public bool TryGetLease(string taskId, out string executorId) => throw new NotImplementedException();
+    public bool TryGetLease(string taskId, out string executorId)
+    {
+        ArgumentNullException.ThrowIfNull(taskId);
+        lock (_lock)
+        {
+            if (_tasks.TryGetValue(taskId, out var entry) && entry.State == EntryState.Leased)
+            {
+                executorId = entry.Executor!.ExecutorId;
+                return true;
+            }
+            executorId = "";
+            return false;
+        }
+    }
 
     // Drops every queued task and lease of a run (cancel, run failure). Returns the task ids that were leased.
-    public IReadOnlyList<string> RemoveRun(string runId) => throw new NotImplementedException();
+    public IReadOnlyList<string> RemoveRun(string runId)
+    {
+        ArgumentNullException.ThrowIfNull(runId);
+        lock (_lock)
+        {
+            if (!_runs.Remove(runId, out var run))
+                return [];
+            List<string>? leased = null;
+            for (var entry = run.First; entry is not null;)
+            {
+                var next = entry.RunNext;
+                entry.Run = null;
+                entry.RunPrev = entry.RunNext = null;
+                var queue = entry.Queue;
+                if (entry.State == EntryState.Queued)
+                {
+                    // Left in the queue's buffer and skipped when it reaches the front.
+                    entry.State = EntryState.Removed;
+                    queue.Live--;
+                    Mark(queue, _touched);
+                }
+                else if (entry.State == EntryState.Leased)
+                {
+                    var executor = entry.Executor!;
+                    executor.RemoveLease(entry);
+                    executor.InFlight--;
+                    queue.Leased--;
+                    entry.State = EntryState.Removed;
+                    (leased ??= []).Add(entry.Task.TaskId);
+                    Mark(executor);
+                }
+                _tasks.Remove(entry.Task.TaskId);
+                entry = next;
+            }
+            // A removed head may uncover a head that some executor can take.
+            foreach (var queue in _touched)
+            {
+                queue.Touched = false;
+                if (queue.Live == 0)
+                {
+                    queue.ClearRemoved();
+                    queue.Type.RemoveFromRing(queue);
+                }
+                else
+                {
+                    Drain(queue);
+                }
+            }
+            _touched.Clear();
+            OfferFreed();
+            return leased ?? (IReadOnlyList<string>)[];
+        }
+    }
 
     // Leases whose expiry passed; they are removed and their slots freed. The caller requeues them.
-    public IReadOnlyList<QueuedTask> ExpireLeases(long nowMs) => throw new NotImplementedException();
+    public IReadOnlyList<QueuedTask> ExpireLeases(long nowMs)
+    {
+        lock (_lock)
+        {
+            List<QueuedTask>? expired = null;
+            while (_expiries.TryPeek(out var entry, out var at) && at <= nowMs)
+            {
+                _expiries.Dequeue();
+                if (entry.State != EntryState.Leased)
+                    continue;
+                if (entry.LeaseExpiresAtMs != at)
+                {
+                    // Renewed by a heartbeat since this item was pushed.
+                    _expiries.Enqueue(entry, entry.LeaseExpiresAtMs);
+                    continue;
+                }
+                var executor = entry.Executor!;
+                EndLease(entry);
+                _leaseExpirations++;
+                (expired ??= []).Add(entry.Task);
+                Mark(executor);
+            }
+            OfferFreed();
+            return expired ?? (IReadOnlyList<QueuedTask>)[];
+        }
+    }
 
     // Earliest lease expiry, for the engine's timer (long.MaxValue when none).
-    public long NextLeaseExpiryMs => throw new NotImplementedException();
+    public long NextLeaseExpiryMs
+    {
+        get
+        {
+            lock (_lock)
+            {
+                while (_expiries.TryPeek(out var entry, out var at))
+                {
+                    if (entry.State == EntryState.Leased && entry.LeaseExpiresAtMs == at)
+                        return at;
+                    _expiries.Dequeue();
+                    if (entry.State == EntryState.Leased)
+                        _expiries.Enqueue(entry, entry.LeaseExpiresAtMs);
+                }
+                return long.MaxValue;
+            }
+        }
+    }
 
-    public (IReadOnlyList<QueueStat> Queues, IReadOnlyList<ExecutorStat> Executors) Stats(string? tenantId) => throw new NotImplementedException();
+    // tenantId null: every queue and executor. Otherwise the tenant's queues, its executors and the shared ones.
+    public (IReadOnlyList<QueueStat> Queues, IReadOnlyList<ExecutorStat> Executors) Stats(string? tenantId)
+    {
+        lock (_lock)
+        {
+            var queues = new List<QueueStat>();
+            foreach (var queue in _queues.Values)
+            {
+                if (tenantId is null || queue.TenantId == tenantId)
+                    queues.Add(new QueueStat(queue.TenantId, queue.ExecutorType, queue.Live, _options.MaxQueueDepth, queue.Leased));
+            }
+            var executors = new List<ExecutorStat>();
+            foreach (var executor in _executors.Values)
+            {
+                if (tenantId is null || executor.Shared || executor.TenantId == tenantId)
+                {
+                    executors.Add(new ExecutorStat(executor.ExecutorId, executor.TenantId, executor.Shared, Array.AsReadOnly(executor.Types),
+                        executor.Slots, executor.InFlight, executor.Credit, executor.LastHeartbeatMs));
+                }
+            }
+            return (queues, executors);
+        }
+    }
 
-    public long Dispatched => throw new NotImplementedException();
-    public long LeaseExpirations => throw new NotImplementedException();
+    public long Dispatched => Interlocked.Read(ref _dispatched);
+    public long LeaseExpirations => Interlocked.Read(ref _leaseExpirations);
+
+    // ---- the policy (issue 4 replaces it: priorities, deadlines, weighted fair share) ----
+    // Which executor takes a task: the least loaded (in flight / slots, ties to the earliest registered) among the
+    // ready executors allowed to serve it: the task tenant's own executors of its type and the shared ones.
+    // Which task an executor takes when it frees capacity: a tenant's own executor takes its tenant's queue in FIFO
+    // order; a shared executor goes round-robin over the type's non-empty queues (one task per queue per turn), so
+    // a tenant with a deep backlog cannot starve the others.
+
+    private ExecutorHandle? SelectExecutor(TaskEntry entry)
+    {
+        var labels = entry.Task.Labels;
+        var own = LeastLoaded(entry.Queue.TenantPool, labels);
+        var shared = LeastLoaded(entry.Queue.Type.Shared, labels);
+        if (own is null)
+            return shared;
+        if (shared is null)
+            return own;
+        return ExecutorPool.Compare(own, shared) <= 0 ? own : shared;
+    }
+
+    private static ExecutorHandle? LeastLoaded(ExecutorPool pool, IReadOnlyDictionary<string, string>? labels)
+    {
+        var top = pool.Top;
+        if (top is null)
+            return null;
+        if (top.Executor.Carries(labels))
+            return top.Executor;
+        // A labelled task the least loaded executor cannot take: look through this pool (O(pool size), only for
+        // tasks with labels the top lacks; unlabelled work never gets here).
+        ExecutorHandle? best = null;
+        for (var i = 1; i < pool.Count; i++)
+        {
+            var candidate = pool[i].Executor;
+            if (candidate.Carries(labels) && (best is null || ExecutorPool.Compare(candidate, best) < 0))
+                best = candidate;
+        }
+        return best;
+    }
+
+    // The executor gained capacity: offer it to the queues it serves. By the invariant no other ready executor can
+    // take any current head, so this executor is the only candidate and the order among queues is the whole policy.
+    private void OnCapacity(ExecutorHandle executor)
+    {
+        if (executor.Capacity == 0)
+            return;
+        var members = executor.Members;
+        var start = executor.TypeCursor;
+        executor.TypeCursor = (start + 1) % members.Length;
+        for (var k = 0; k < members.Length && executor.Capacity > 0; k++)
+        {
+            var type = members[(start + k) % members.Length].Type;
+            if (executor.Shared)
+                ServeRoundRobin(executor, type);
+            else
+                ServeOwnQueue(executor, type);
+        }
+        // A queue whose head went may now show a head another executor can take (different labels): restore the
+        // invariant for those queues.
+        foreach (var queue in _walkTouched)
+        {
+            queue.Touched = false;
+            Drain(queue);
+        }
+        _walkTouched.Clear();
+    }
+
+    private void ServeRoundRobin(ExecutorHandle executor, TypeIndex type)
+    {
+        // Stops after a full round with nothing this executor can take (heads with labels it lacks).
+        var misses = 0;
+        while (executor.Capacity > 0 && type.Cursor is { } queue && misses < type.RingCount)
+        {
+            var head = queue.PeekLive()!;
+            if (!executor.Carries(head.Task.Labels))
+            {
+                type.Advance();
+                misses++;
+                continue;
+            }
+            var outcome = PushTo(executor, head);
+            if (outcome == Outcome.Closed)
+                return;
+            Mark(queue, _walkTouched);
+            if (outcome == Outcome.Pushed)
+            {
+                misses = 0;
+                // An emptied queue already left the ring (the cursor moved on with it).
+                if (type.Cursor == queue)
+                    type.Advance();
+            }
+            // Stale: the task was dropped without using the queue's turn.
+        }
+    }
+
+    private void ServeOwnQueue(ExecutorHandle executor, TypeIndex type)
+    {
+        if (!_queues.TryGetValue(new QueueKey(executor.TenantId, type.ExecutorType), out var queue))
+            return;
+        while (executor.Capacity > 0 && queue.PeekLive() is { } head && executor.Carries(head.Task.Labels))
+        {
+            if (PushTo(executor, head) == Outcome.Closed)
+                return;
+            Mark(queue, _walkTouched);
+        }
+    }
+
+    // ---- mechanics ----
+
+    private enum Outcome
+    {
+        Pushed,
+        // The factory returned null: the task was dropped.
+        Stale,
+        // TryPush failed: the executor is closed, the task is still at the head.
+        Closed,
+        NoExecutor,
+    }
+
+    // Places the queue's heads until one has no executor (restores the invariant for this queue).
+    private void Drain(TaskQueue queue)
+    {
+        while (queue.PeekLive() is { } head)
+        {
+            Outcome outcome;
+            do
+            {
+                var executor = SelectExecutor(head);
+                outcome = executor is null ? Outcome.NoExecutor : PushTo(executor, head);
+            }
+            while (outcome == Outcome.Closed);
+            if (outcome == Outcome.NoExecutor)
+                return;
+        }
+    }
+
+    // entry is its queue's head and executor has capacity and may serve it.
+    private Outcome PushTo(ExecutorHandle executor, TaskEntry entry)
+    {
+        var expiresAt = NowMs() + _leaseMs;
+        var assignment = _assign(entry.Task, executor.ExecutorId, expiresAt);
+        if (assignment is null)
+        {
+            TakeHead(entry.Queue);
+            Forget(entry);
+            return Outcome.Stale;
+        }
+        bool pushed;
+        try
+        {
+            pushed = executor.Channel.TryPush(assignment);
+        }
+        catch (Exception)
+        {
+            // A channel that throws is as gone as one that says so; the task must not be lost with it.
+            pushed = false;
+        }
+        if (!pushed)
+        {
+            // Nothing was recorded yet, so the task simply stays at the head; the server unregisters the executor.
+            executor.Closed = true;
+            UpdatePools(executor);
+            return Outcome.Closed;
+        }
+        TakeHead(entry.Queue);
+        entry.State = EntryState.Leased;
+        entry.LeaseExpiresAtMs = expiresAt;
+        executor.AddLease(entry);
+        entry.Queue.Leased++;
+        executor.InFlight++;
+        executor.Credit--;
+        UpdatePools(executor);
+        _expiries.Enqueue(entry, expiresAt);
+        _dispatched++;
+        return Outcome.Pushed;
+    }
+
+    private static void TakeHead(TaskQueue queue)
+    {
+        queue.PopFront();
+        queue.Live--;
+        if (queue.Live == 0)
+        {
+            queue.ClearRemoved();
+            queue.Type.RemoveFromRing(queue);
+        }
+    }
+
+    // The lease ends (release, expiry, unregister): the slot is free, the task leaves the dispatcher. The caller
+    // updates the executor's pools.
+    private void EndLease(TaskEntry entry)
+    {
+        var executor = entry.Executor!;
+        executor.RemoveLease(entry);
+        executor.InFlight--;
+        entry.Queue.Leased--;
+        Forget(entry);
+    }
+
+    private void Forget(TaskEntry entry)
+    {
+        entry.State = EntryState.Removed;
+        _tasks.Remove(entry.Task.TaskId);
+        var run = entry.Run;
+        if (run is not null)
+        {
+            run.Remove(entry);
+            if (run.First is null)
+                _runs.Remove(entry.Task.RunId);
+        }
+    }
+
+    // Keeps the executor in its pools exactly while it can take a task, at its current load.
+    private static void UpdatePools(ExecutorHandle executor)
+    {
+        var ready = executor.Capacity > 0;
+        foreach (var member in executor.Members)
+        {
+            if (ready)
+            {
+                if (member.Index < 0)
+                    member.Pool.Add(member);
+                else
+                    member.Pool.Fix(member.Index);
+            }
+            else if (member.Index >= 0)
+            {
+                member.Pool.Remove(member);
+            }
+        }
+    }
+
+    private void Mark(ExecutorHandle executor)
+    {
+        if (executor.Marked)
+            return;
+        executor.Marked = true;
+        _freed.Add(executor);
+    }
+
+    private static void Mark(TaskQueue queue, List<TaskQueue> list)
+    {
+        if (queue.Touched)
+            return;
+        queue.Touched = true;
+        list.Add(queue);
+    }
+
+    private void OfferFreed()
+    {
+        foreach (var executor in _freed)
+        {
+            executor.Marked = false;
+            UpdatePools(executor);
+            OnCapacity(executor);
+        }
+        _freed.Clear();
+    }
+
+    private TaskQueue QueueOf(string tenantId, string executorType)
+    {
+        var key = new QueueKey(tenantId, executorType);
+        if (!_queues.TryGetValue(key, out var queue))
+        {
+            var type = TypeOf(executorType);
+            queue = new TaskQueue(tenantId, executorType, type, type.PoolOf(tenantId));
+            _queues.Add(key, queue);
+        }
+        return queue;
+    }
+
+    private TypeIndex TypeOf(string executorType)
+    {
+        if (!_types.TryGetValue(executorType, out var type))
+        {
+            type = new TypeIndex(executorType);
+            _types.Add(executorType, type);
+        }
+        return type;
+    }
+
+    private RunTasks RunOf(string runId)
+    {
+        ref var run = ref CollectionsMarshal.GetValueRefOrAddDefault(_runs, runId, out _);
+        return run ??= new RunTasks();
+    }
+
+    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private readonly record struct QueueKey(string TenantId, string ExecutorType);
+
+    // Executor ids are unique per tenant: one tenant's choice of id never blocks or reveals another tenant's.
+    private readonly record struct ExecutorKey(string TenantId, string ExecutorId);
 }
