@@ -11,7 +11,7 @@ namespace Wayang.Fast.Host;
 
 // The `wayang` command. Exit codes: 0 ok, 1 usage (bad flags, missing key, bad configuration),
 // 2 server or connection error, printed as `error CODE_NAME: message`.
-public static class WayangCli
+public static partial class WayangCli
 {
     public const int ExitOk = 0;
     public const int ExitUsage = 1;
@@ -39,6 +39,10 @@ public static class WayangCli
         root.Add(BuildPing(env));
         root.Add(BuildKeys(env));
         root.Add(BuildTenants(env));
+        root.Add(BuildWorkflows(env));
+        root.Add(BuildRuns(env));
+        root.Add(BuildDlq(env));
+        root.Add(BuildQueues(env));
         return root;
     }
 
