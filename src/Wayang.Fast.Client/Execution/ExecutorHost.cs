@@ -184,6 +184,7 @@ public sealed class ExecutorHost : IAsyncDisposable
         var stop = _stop.Token;
         int failures = 0;
         int existsRefusals = 0;
+        bool everConfirmed = false;
         while (!stop.IsCancellationRequested)
         {
             WayangConnection connection;
@@ -257,13 +258,15 @@ public sealed class ExecutorHost : IAsyncDisposable
             if (ended is not null)
             {
                 Volatile.Write(ref _lastError, ended.Error);
-                // EXECUTOR_EXISTS right after a reconnect: the server may not have noticed the old connection close yet.
-                bool retry = ended.Retryable || (ended.Code == ErrorCode.ExecutorExists && ++existsRefusals <= 10);
+                // EXECUTOR_EXISTS after a reconnect: the server may not have noticed the old connection close yet. On the
+                // first registration it means another executor uses this id: that is final.
+                bool retry = ended.Retryable || (ended.Code == ErrorCode.ExecutorExists && everConfirmed && ++existsRefusals <= 10);
                 if (!retry)
                     throw ended;
             }
             if (registration.IsConfirmed)
             {
+                everConfirmed = true;
                 failures = 0;
                 existsRefusals = 0;
             }
