@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using Wayang.Fast.Client.Internal;
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Discovery;
 using Wayang.Fast.Protocol.Framing;
 using Wayang.Fast.Protocol.Messages;
 
@@ -14,15 +15,24 @@ public sealed partial class WayangClient : IAsyncDisposable
     private readonly SemaphoreSlim _connectLock = new(1, 1);
     private WayangConnection? _connection;
     private int _connectionCount;
+
+    // Which resolved member the next dial starts with (guarded by _connectLock). It stays on a member that answered
+    // and moves past one that did not; it starts at a random member so many clients spread over the service.
+    private int _endpointCursor = Random.Shared.Next();
     private volatile bool _disposed;
 
     // Connects lazily, on the first call (the DI registration uses this).
     public WayangClient(WayangClientOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (string.IsNullOrWhiteSpace(options.Host))
+        if (options.Resolver is not null)
+        {
+            if (string.IsNullOrWhiteSpace(options.ServiceName))
+                throw new ArgumentException("ServiceName is required with a Resolver.", nameof(options));
+        }
+        else if (string.IsNullOrWhiteSpace(options.Host))
             throw new ArgumentException("Host is required.", nameof(options));
-        if (options.Port is <= 0 or > 65535)
+        else if (options.Port is <= 0 or > 65535)
             throw new ArgumentException("Port must be 1..65535.", nameof(options));
         _options = options;
     }
@@ -250,7 +260,7 @@ public sealed partial class WayangClient : IAsyncDisposable
                 }
                 try
                 {
-                    var connection = await WayangConnection.ConnectAsync(_options, ct).ConfigureAwait(false);
+                    var connection = await DialAsync(ct).ConfigureAwait(false);
                     Volatile.Write(ref _connection, connection);
                     Interlocked.Increment(ref _connectionCount);
                     return connection;
@@ -264,13 +274,65 @@ public sealed partial class WayangClient : IAsyncDisposable
                     last = e;
                 }
             }
+            var target = _options.Resolver is null ? $"{_options.Host}:{_options.Port}" : $"service '{_options.ServiceName}'";
             throw new WayangException(new WayangError(ErrorCode.NotConnected,
-                $"Could not connect to {_options.Host}:{_options.Port} after {attempts} attempt(s): {last?.Error.Message}"), last!);
+                $"Could not connect to {target} after {attempts} attempt(s): {last?.Error.Message}"), last!);
         }
         finally
         {
             _connectLock.Release();
         }
+    }
+
+    // One connect attempt (caller holds _connectLock). With a resolver, the service is resolved again on every attempt
+    // (membership may have changed since the last one) and its members are dialed in turn from the cursor, so a dead
+    // member costs one failed dial, not a whole attempt with its backoff.
+    private async Task<WayangConnection> DialAsync(CancellationToken ct)
+    {
+        var resolver = _options.Resolver;
+        if (resolver is null)
+            return await WayangConnection.ConnectAsync(_options, _options.Host, _options.Port, ct).ConfigureAwait(false);
+
+        var service = _options.ServiceName;
+        IReadOnlyList<ServiceEndpoint> endpoints;
+        try
+        {
+            endpoints = await resolver.ResolveAsync(service, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not WayangException && !(e is OperationCanceledException && ct.IsCancellationRequested))
+        {
+            // A resolver of the application's own making (or its own timeout): this attempt failed, the next may not.
+            throw new WayangException(new WayangError(ErrorCode.Unavailable, $"Resolving service '{service}' failed: {e.Message}"), e);
+        }
+        if (endpoints.Count == 0)
+            throw new WayangException(ErrorCode.Unavailable, $"Service '{service}' has no healthy member.");
+
+        WayangException? last = null;
+        var failures = new List<string>();
+        for (int i = 0; i < endpoints.Count; i++)
+        {
+            int cursor = _endpointCursor;
+            var endpoint = endpoints[(int)((uint)cursor % (uint)endpoints.Count)];
+            try
+            {
+                return await WayangConnection.ConnectAsync(_options, endpoint.Host, endpoint.Port, ct).ConfigureAwait(false);
+            }
+            catch (WayangException e) when (IsRetryableConnectFailure(e.Code) && !ct.IsCancellationRequested)
+            {
+                last = e;
+                failures.Add(e.Error.Message);
+                _endpointCursor = unchecked(cursor + 1);
+            }
+        }
+        throw new WayangException(new WayangError(last!.Code,
+            $"No member of service '{service}' answered ({endpoints.Count} tried): {string.Join("; ", failures)}"), last);
+    }
+
+    // Tests pin the starting member.
+    internal int EndpointCursor
+    {
+        get => _endpointCursor;
+        set => _endpointCursor = value;
     }
 
     // Authentication and version failures are final: retrying with the same key cannot succeed.

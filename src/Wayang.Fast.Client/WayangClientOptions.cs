@@ -1,3 +1,4 @@
+using Wayang.Fast.Discovery;
 using Wayang.Fast.Protocol;
 
 namespace Wayang.Fast.Client;
@@ -9,6 +10,12 @@ public sealed class WayangClientOptions
 
     public string Host { get; set; } = "127.0.0.1";
     public int Port { get; set; } = WireOptions.DefaultPort;
+
+    // When set, every connect attempt resolves ServiceName through it and dials the members it returns (rotating
+    // past members that fail), instead of Host:Port. Set in code: a StaticServiceResolver, a ConsulServiceResolver.
+    public IServiceResolver? Resolver { get; set; }
+
+    public string ServiceName { get; set; } = "wayang";
     public string ApiKey { get; set; } = "";
     public string ClientName { get; set; } = "wayang-dotnet";
 

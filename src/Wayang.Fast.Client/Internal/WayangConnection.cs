@@ -72,7 +72,11 @@ internal sealed class WayangConnection : IAsyncDisposable
         }
     }
 
-    public static async Task<WayangConnection> ConnectAsync(WayangClientOptions options, CancellationToken ct)
+    public static Task<WayangConnection> ConnectAsync(WayangClientOptions options, CancellationToken ct) =>
+        ConnectAsync(options, options.Host, options.Port, ct);
+
+    // Dials host:port (a resolved member, or the options' own Host:Port); everything else comes from options.
+    public static async Task<WayangConnection> ConnectAsync(WayangClientOptions options, string host, int port, CancellationToken ct)
     {
         using var attempt = CancellationTokenSource.CreateLinkedTokenSource(ct);
         if (options.ConnectTimeout > TimeSpan.Zero && options.ConnectTimeout != Timeout.InfiniteTimeSpan)
@@ -81,15 +85,15 @@ internal sealed class WayangConnection : IAsyncDisposable
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            await socket.ConnectAsync(options.Host, options.Port, attempt.Token).ConfigureAwait(false);
+            await socket.ConnectAsync(host, port, attempt.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException)
         {
             socket.Dispose();
             ct.ThrowIfCancellationRequested();
             throw e is OperationCanceledException
-                ? new WayangException(new WayangError(ErrorCode.ClientTimeout, $"Connecting to {options.Host}:{options.Port} timed out after {options.ConnectTimeout}."), e)
-                : new WayangException(new WayangError(ErrorCode.Unavailable, $"Cannot connect to {options.Host}:{options.Port}: {e.Message}"), e);
+                ? new WayangException(new WayangError(ErrorCode.ClientTimeout, $"Connecting to {host}:{port} timed out after {options.ConnectTimeout}."), e)
+                : new WayangException(new WayangError(ErrorCode.Unavailable, $"Cannot connect to {host}:{port}: {e.Message}"), e);
         }
 
         var connection = new WayangConnection(socket, options);
@@ -104,8 +108,8 @@ internal sealed class WayangConnection : IAsyncDisposable
             if (e is WayangException)
                 throw;
             if (e is OperationCanceledException)
-                throw new WayangException(new WayangError(ErrorCode.ClientTimeout, $"The handshake with {options.Host}:{options.Port} timed out after {options.ConnectTimeout}."), e);
-            throw new WayangException(new WayangError(ErrorCode.ConnectionClosed, $"The handshake with {options.Host}:{options.Port} failed: {e.Message}"), e);
+                throw new WayangException(new WayangError(ErrorCode.ClientTimeout, $"The handshake with {host}:{port} timed out after {options.ConnectTimeout}."), e);
+            throw new WayangException(new WayangError(ErrorCode.ConnectionClosed, $"The handshake with {host}:{port} failed: {e.Message}"), e);
         }
         connection.Start();
         return connection;
