@@ -1,0 +1,219 @@
+using CsCheck;
+using Wayang.Fast.Execution.Dispatch;
+using Wayang.Fast.Execution.Engine;
+
+namespace Wayang.Fast.Execution.Tests;
+
+// Random sequences of dispatcher operations against a model kept on the test side. After every operation:
+// - no push exceeded min(credit, slots - in flight) and no task was leased twice at once (checked in TryPush);
+// - every task the factory saw was the head of its queue in the model (FIFO, front redelivery first);
+// - queue depths and executor credit / in-flight match the model;
+// - no queue head waits while a live executor with capacity could take it (so nothing is ever stranded).
+// At the end, executors with room for everything are added and every queue must drain.
+public sealed class TaskDispatcherPropertyTests
+{
+    private static readonly string[] Tenants = ["a", "b"];
+    private static readonly string[] Types = ["x", "y"];
+    private static readonly string[][] TypeSets = [["x"], ["y"], ["x", "y"]];
+    private static readonly Dictionary<string, string>?[] TaskLabels = [null, new() { ["zone"] = "1" }, new() { ["zone"] = "2" }];
+    private static readonly Dictionary<string, string>[] ExecutorLabels =
+        [[], new() { ["zone"] = "1" }, new() { ["zone"] = "2" }, new() { ["zone"] = "1", ["gpu"] = "yes" }];
+
+    [Fact]
+    public void Random_operations_keep_the_dispatcher_invariants()
+    {
+        Gen.Select(Gen.Int[0, 11], Gen.Int[0, 99], Gen.Int[0, 99], Gen.Int[0, 99]).Array[1, 80]
+            .Sample(ops => new Scenario().Run(ops), iter: 500);
+    }
+
+    private sealed class Scenario
+    {
+        private readonly DispatchHarness _h = new();
+        private readonly Dictionary<(string Tenant, string Type), LinkedList<QueuedTask>> _queues = [];
+        private readonly DispatchHarness.TestExecutor?[] _slots = new DispatchHarness.TestExecutor?[6];
+        private readonly Dictionary<DispatchHarness.TestExecutor, (bool Shared, string[] Types, Dictionary<string, string> Labels)> _config = [];
+        private int _counter;
+        private int _generation;
+
+        public Scenario()
+        {
+            foreach (var tenant in Tenants)
+            {
+                foreach (var type in Types)
+                    _queues[(tenant, type)] = new LinkedList<QueuedTask>();
+            }
+            _h.OnFactory = (task, stale) =>
+            {
+                var queue = _queues[(task.TenantId, task.ExecutorType)];
+                if (queue.First?.Value.TaskId != task.TaskId)
+                    _h.Violations.Add($"factory saw {task.TaskId}, the model head is {queue.First?.Value.TaskId}");
+                else if (stale)
+                    queue.RemoveFirst();
+            };
+            _h.OnPush = assignment =>
+            {
+                var queue = _queues[(assignment.TenantId, assignment.ExecutorType)];
+                if (queue.First?.Value.TaskId == assignment.TaskId)
+                    queue.RemoveFirst();
+                else
+                    _h.Violations.Add($"pushed {assignment.TaskId}, the model head is {queue.First?.Value.TaskId}");
+            };
+        }
+
+        public void Run((int Kind, int A, int B, int C)[] ops)
+        {
+            foreach (var (kind, a, b, c) in ops)
+            {
+                Apply(kind, a, b, c);
+                Check($"after op {kind}({a},{b},{c})");
+            }
+
+            // Give everything room: failed connections are unregistered (their tasks requeued), held tasks finish,
+            // and shared executors that carry every label combination a task can ask for join.
+            foreach (var executor in _slots.Where(e => e is not null && e.Fail).ToList())
+                Unregister(Array.IndexOf(_slots, executor));
+            foreach (var taskId in _h.Holders.Keys.ToList())
+                _h.Release(taskId);
+            _h.Register("system", "final-1", slots: 10_000, ["x", "y"], shared: true, labels: new() { ["zone"] = "1" });
+            _h.Register("system", "final-2", slots: 10_000, ["x", "y"], shared: true, labels: new() { ["zone"] = "2" });
+            Check("at the end");
+            foreach (var ((tenant, type), queue) in _queues)
+            {
+                Assert.Empty(queue);
+                Assert.Equal(0, _h.Dispatcher.Depth(tenant, type));
+            }
+        }
+
+        private void Apply(int kind, int a, int b, int c)
+        {
+            switch (kind)
+            {
+                case 0 or 1 or 2:
+                {
+                    var task = DispatchHarness.Task(Tenants[a % 2], Types[b % 2], $"r{c % 4}", $"n{_counter++}", TaskLabels[b / 2 % 3]);
+                    if (_counter % 11 == 5)
+                        _h.Stale.Add(task.TaskId);
+                    Enqueue(task, front: c % 5 == 0);
+                    break;
+                }
+                case 3:
+                {
+                    var index = a % _slots.Length;
+                    if (_slots[index] is not null)
+                        break;
+                    // Slot 0 and 3: tenant a; 1 and 4: tenant b; 2 and 5: shared.
+                    var shared = index % 3 == 2;
+                    var tenant = shared ? "system" : Tenants[index % 3];
+                    var types = TypeSets[c % 3];
+                    var labels = ExecutorLabels[c / 3 % 4];
+                    var id = $"e{index}-{_generation++}";
+                    var executor = _h.Register(tenant, id, 1 + (b % 4), types, shared, labels);
+                    _slots[index] = executor;
+                    _config[executor] = (shared, types, labels);
+                    break;
+                }
+                case 4:
+                    Unregister(a % _slots.Length);
+                    break;
+                case 5:
+                    _slots[a % _slots.Length]?.Grant(1 + (b % 3));
+                    break;
+                case 6:
+                    _slots[a % _slots.Length]?.SetSlots(1 + (b % 4));
+                    break;
+                case 7:
+                    if (_h.Holders.Count > 0)
+                        _h.Release(_h.Holders.Keys.ElementAt(a % _h.Holders.Count));
+                    break;
+                case 8:
+                    _h.Time.Advance(TimeSpan.FromSeconds(a % 40));
+                    foreach (var task in _h.Expire())
+                        Enqueue(task, front: true);
+                    break;
+                case 9:
+                    if (_slots[a % _slots.Length] is { } beating)
+                        _h.Heartbeat(beating);
+                    break;
+                case 10:
+                {
+                    // The model first: RemoveRun dispatches what the removed heads uncover before it returns.
+                    var run = $"r{a % 4}";
+                    foreach (var queue in _queues.Values)
+                    {
+                        for (var node = queue.First; node is not null;)
+                        {
+                            var next = node.Next;
+                            if (node.Value.RunId == run)
+                                queue.Remove(node);
+                            node = next;
+                        }
+                    }
+                    _h.RemoveRun(run);
+                    break;
+                }
+                case 11:
+                    if (_slots[a % _slots.Length] is { } failing)
+                        failing.Fail = true;
+                    break;
+            }
+        }
+
+        private void Enqueue(QueuedTask task, bool front)
+        {
+            // The model first: Enqueue may push (or find it stale) at once.
+            var queue = _queues[(task.TenantId, task.ExecutorType)];
+            if (front)
+                queue.AddFirst(task);
+            else
+                queue.AddLast(task);
+            _h.Dispatcher.Enqueue(task, front);
+        }
+
+        private void Unregister(int index)
+        {
+            if (_slots[index] is not { } executor)
+                return;
+            _slots[index] = null;
+            _config.Remove(executor);
+            foreach (var task in _h.Unregister(executor))
+                Enqueue(task, front: true);
+        }
+
+        private void Check(string when)
+        {
+            Assert.True(_h.Violations.Count == 0, $"{when}: {string.Join("; ", _h.Violations)}");
+
+            foreach (var ((tenant, type), queue) in _queues)
+            {
+                Assert.True(queue.Count == _h.Dispatcher.Depth(tenant, type), $"{when}: depth of {tenant}/{type}");
+                if (queue.First is not { } head)
+                    continue;
+                foreach (var (executor, config) in _config)
+                {
+                    var capacity = Math.Min(executor.Credit, executor.Slots - executor.InFlight);
+                    if (capacity > 0 && !executor.Fail && CanServe(executor, config, head.Value))
+                        Assert.Fail($"{when}: {head.Value.TaskId} waits while {executor.Id} has capacity {capacity}");
+                }
+            }
+
+            var stats = _h.Dispatcher.Stats(null).Executors.ToDictionary(s => s.ExecutorId);
+            foreach (var executor in _config.Keys)
+            {
+                var stat = stats[executor.Id];
+                Assert.True((stat.InFlight, stat.Credit, stat.Slots) == (executor.InFlight, executor.Credit, executor.Slots),
+                    $"{when}: {executor.Id} stats {stat.InFlight}/{stat.Credit}/{stat.Slots}, model {executor.InFlight}/{executor.Credit}/{executor.Slots}");
+            }
+            var leased = _h.Dispatcher.Stats(null).Queues.Sum(q => q.Leased);
+            Assert.True(leased == _h.Holders.Count, $"{when}: {leased} leased, model holds {_h.Holders.Count}");
+        }
+
+        private static bool CanServe(DispatchHarness.TestExecutor executor, (bool Shared, string[] Types, Dictionary<string, string> Labels) config, QueuedTask task)
+        {
+            if (!config.Shared && executor.Tenant != task.TenantId)
+                return false;
+            if (!config.Types.Contains(task.ExecutorType))
+                return false;
+            return task.Labels is null || task.Labels.All(l => config.Labels.TryGetValue(l.Key, out var v) && v == l.Value);
+        }
+    }
+}
