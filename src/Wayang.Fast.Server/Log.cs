@@ -38,6 +38,12 @@ internal static partial class Log
     [LoggerMessage(11, LogLevel.Error, "Request {Opcode} on stream {StreamId} of connection {ConnectionId} failed")]
     public static partial void RequestFailed(ILogger logger, string opcode, uint streamId, string connectionId, Exception exception);
 
+    [LoggerMessage(12, LogLevel.Information, "Connection {ConnectionId} registered executor {ExecutorId} of tenant {TenantId} with {Slots} slots")]
+    public static partial void ExecutorRegistered(ILogger logger, string connectionId, string executorId, string tenantId, int slots);
+
+    [LoggerMessage(13, LogLevel.Information, "Connection {ConnectionId} unregistered executor {ExecutorId} ({Reason}); its leased tasks were requeued")]
+    public static partial void ExecutorUnregistered(ILogger logger, string connectionId, string executorId, string reason);
+
     [LoggerMessage(20, LogLevel.Information, "Wayang.Fast server listening on {ProtocolEndPoint} (HTTP {HttpEndPoint}), data directory {DataDirectory}, durability {Durability}")]
     public static partial void Started(ILogger logger, string protocolEndPoint, string httpEndPoint, string dataDirectory, string durability);
 

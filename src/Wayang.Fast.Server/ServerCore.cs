@@ -4,12 +4,13 @@ using System.Reflection;
 using Microsoft.Extensions.Logging;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Tenancy;
+using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Server.Metrics;
 using Wayang.Fast.Server.Sessions;
 
 namespace Wayang.Fast.Server;
 
-// What every session shares: options, the tenant directory, metrics, the live-session registry, the
+// What every session shares: options, the tenant directory, the execution engine, metrics, the live-session registry, the
 // shutdown flag and one timer for handshake and idle timeouts. Independent of Kestrel, so a benchmark can
 // run sessions over in-memory pipes.
 internal sealed class ServerCore : IDisposable
@@ -19,8 +20,10 @@ internal sealed class ServerCore : IDisposable
     private long _nextSessionId;
     private volatile bool _shuttingDown;
 
-    public ServerCore(WayangServerOptions options, TenantDirectory tenants, ILogger logger, ServerMetrics? metrics = null)
+    // execution null: a core without the execution plane (the session benchmarks); 0x02xx opcodes answer UNAVAILABLE.
+    public ServerCore(WayangServerOptions options, TenantDirectory tenants, ILogger logger, ServerMetrics? metrics = null, ExecutionEngine? execution = null)
     {
+        Execution = execution;
         Metrics = metrics ?? new ServerMetrics();
         Options = options;
         Tenants = tenants;
@@ -36,6 +39,7 @@ internal sealed class ServerCore : IDisposable
 
     public WayangServerOptions Options { get; }
     public TenantDirectory Tenants { get; }
+    public ExecutionEngine? Execution { get; }
     public ILogger Logger { get; }
     public ServerMetrics Metrics { get; }
     public long IdleTimeoutMs { get; }
@@ -82,7 +86,18 @@ internal sealed class ServerCore : IDisposable
         }
     }
 
-    public string RenderMetrics() => Metrics.Render(_sessions.Values);
+    public string RenderMetrics() => Metrics.Render(_sessions.Values, Execution);
+
+    // Shutdown, before GOAWAY: every executor stream stops taking tasks at once, on every connection, so the tasks
+    // that one closing stream gives back are not pushed to another stream that is about to close too.
+    public void DetachExecutors()
+    {
+        var sessions = _sessions.Values.ToArray();
+        foreach (var s in sessions)
+            s.DetachExecutors();
+        foreach (var s in sessions)
+            s.EndExecutorStreams();
+    }
 
     private void CheckTimeouts()
     {

@@ -9,12 +9,13 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Wayang.Fast.Control.Tenancy;
+using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Protocol.Framing;
 using Wayang.Fast.Storage;
 
 namespace Wayang.Fast.Server;
 
-// The server as a library: storage, tenancy, and one Kestrel host with two listeners, the protocol endpoint
+// The server as a library: storage, tenancy, the execution engine, and one Kestrel host with two listeners, the protocol endpoint
 // (a ConnectionHandler, no HTTP) and the HTTP side port (/healthz, /readyz, /metrics).
 public sealed class WayangServer : IAsyncDisposable
 {
@@ -24,16 +25,18 @@ public sealed class WayangServer : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly FasterStateStore _store;
     private readonly ServerCore _core;
+    private readonly ExecutionEngine _execution;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _stopLock = new();
     private IHost? _host;
     private Task? _stopTask;
 
-    private WayangServer(WayangServerOptions options, ILogger logger, FasterStateStore store, ServerCore core, string keyFile, string? bootstrapKey)
+    private WayangServer(WayangServerOptions options, ILogger logger, FasterStateStore store, ExecutionEngine execution, ServerCore core, string keyFile, string? bootstrapKey)
     {
         _options = options;
         _logger = logger;
         _store = store;
+        _execution = execution;
         _core = core;
         BootstrapKeyFile = keyFile;
         BootstrapAdminKey = bootstrapKey;
@@ -61,6 +64,7 @@ public sealed class WayangServer : IAsyncDisposable
         storageOptions.DataDirectory = options.DataDirectory;
         var store = await FasterStateStore.OpenAsync(storageOptions, loggerFactory.CreateLogger("Wayang.Fast.Storage"), ct).ConfigureAwait(false);
         WayangServer? server = null;
+        ExecutionEngine? execution = null;
         var metrics = new Metrics.ServerMetrics();
         // Hooked before the first write, so the bootstrap commit is measured too.
         store.Metrics.CommitObserved = metrics.JournalCommit;
@@ -77,8 +81,12 @@ public sealed class WayangServer : IAsyncDisposable
             if (created is not null)
                 AnnounceBootstrapKey(keyFile, created, options, logger);
 
-            var core = new ServerCore(options, tenants, logger, metrics);
-            server = new WayangServer(options, logger, store, core, keyFile, created?.Secret);
+            // Recovery (requeueing what was queued or leased at the last stop) happens here, before any executor can
+            // connect, so the first registrations see the whole backlog.
+            execution = await ExecutionEngine.OpenAsync(store, options.Execution, options.Inference,
+                logger: loggerFactory.CreateLogger("Wayang.Fast.Execution"), cancellationToken: ct).ConfigureAwait(false);
+            var core = new ServerCore(options, tenants, logger, metrics, execution);
+            server = new WayangServer(options, logger, store, execution, core, keyFile, created?.Secret);
             await server.StartHostAsync(address, loggerFactory, ct).ConfigureAwait(false);
             Log.Started(logger, server.ProtocolEndPoint.ToString(), server.HttpEndPoint?.ToString() ?? "disabled", store.DataDirectory, options.Durability.ToString());
             return server;
@@ -86,9 +94,15 @@ public sealed class WayangServer : IAsyncDisposable
         catch
         {
             if (server is not null)
+            {
                 await server.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            }
             else
+            {
+                if (execution is not null)
+                    await execution.DisposeAsync().ConfigureAwait(false);
                 await store.DisposeAsync().ConfigureAwait(false);
+            }
             throw;
         }
     }
@@ -199,8 +213,9 @@ public sealed class WayangServer : IAsyncDisposable
         }
     }
 
-    // Graceful: refuse new connections, GOAWAY on every session (new REQUESTs get SHUTTING_DOWN), wait for
-    // in-flight requests (bounded by ShutdownDrainTimeout), close connections, final commit and checkpoint.
+    // Graceful: refuse new connections, stop dispatching tasks to executors, GOAWAY on every session (new REQUESTs get
+    // SHUTTING_DOWN; executor streams END), wait for in-flight requests (bounded by ShutdownDrainTimeout), close
+    // connections, stop the execution engine, final commit and checkpoint.
     public Task StopAsync(CancellationToken ct = default)
     {
         lock (_stopLock)
@@ -212,6 +227,8 @@ public sealed class WayangServer : IAsyncDisposable
         try
         {
             _core.BeginShutdown();
+            // No executor takes a new task from here on; each executor stream ends (END) once its session sends GOAWAY.
+            _core.DetachExecutors();
             var sessions = _core.Sessions.ToArray();
             Log.Stopping(_logger, sessions.Length);
             var drained = Task.WhenAll(sessions.Select(s => s.BeginShutdown()));
@@ -240,6 +257,16 @@ public sealed class WayangServer : IAsyncDisposable
                 {
                     Log.ShutdownStepFailed(_logger, "stop Kestrel", ex);
                 }
+            }
+
+            // After the sessions (nothing calls the engine any more), before the store it writes to.
+            try
+            {
+                await _execution.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                Log.ShutdownStepFailed(_logger, "stop the execution engine", ex);
             }
 
             _core.StorageOpen = false;

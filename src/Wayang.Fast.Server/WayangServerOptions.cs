@@ -1,3 +1,5 @@
+using Wayang.Fast.Execution.Agents;
+using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Protocol;
 using Wayang.Fast.Storage;
 
@@ -40,6 +42,13 @@ public sealed class WayangServerOptions
     // Tuning beyond DataDirectory/Durability (memory sizes, checkpoint cadence), applied before the store opens.
     public Action<StorageOptions>? ConfigureStorage { get; set; }
 
+    // The execution plane (section "Wayang:Server:Execution"): queue depths, leases, timeouts, task-token key.
+    public ExecutionOptions Execution { get; set; } = new();
+
+    // What AGENT nodes call. Null (today: no inference plane in this process): workflows with AGENT nodes are refused
+    // with AGENT_UNAVAILABLE at registration. Set by the embedding code, never bound from configuration.
+    public IInferenceGateway? Inference { get; set; }
+
     // The one-time notice with the bootstrap admin key goes to stdout (never to the log sink). Tests turn it off.
     public bool PrintBootstrapKey { get; set; } = true;
 
@@ -63,6 +72,25 @@ public sealed class WayangServerOptions
             throw new ArgumentOutOfRangeException(nameof(IdleTimeout), "Timeouts must be positive.");
         if (DefaultInitialStreamCredit == 0 || DefaultInitialStreamCredit > Limits.MaxStreamCredit)
             throw new ArgumentOutOfRangeException(nameof(DefaultInitialStreamCredit), DefaultInitialStreamCredit, "Must be 1..1000000.");
+        ValidateExecution(Execution ?? throw new ArgumentNullException(nameof(Execution)));
+    }
+
+    private static void ValidateExecution(ExecutionOptions e)
+    {
+        if (e.MaxQueueDepth < 1)
+            throw new ArgumentOutOfRangeException("Execution.MaxQueueDepth", e.MaxQueueDepth, "Must be at least 1.");
+        if (e.QueueFullRetryAfterMs < 0)
+            throw new ArgumentOutOfRangeException("Execution.QueueFullRetryAfterMs", e.QueueFullRetryAfterMs, "Must not be negative.");
+        if (e.IdempotencyRetention <= TimeSpan.Zero || e.LeaseDuration <= TimeSpan.Zero || e.DefaultTaskTimeout <= TimeSpan.Zero || e.TokenGrace < TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException("Execution", "Execution retention, lease, timeout durations must be positive (TokenGrace non-negative).");
+        if (e.TokenSigningKey is { Length: < 32 })
+            throw new ArgumentException("Execution.TokenSigningKey must be at least 32 bytes.", "Execution.TokenSigningKey");
+        if (e.DeadLetterReplayRatePerSecond < 1)
+            throw new ArgumentOutOfRangeException("Execution.DeadLetterReplayRatePerSecond", e.DeadLetterReplayRatePerSecond, "Must be at least 1.");
+        if (e.MaxNodesPerWorkflow < 1 || e.MaxInputBytes < 1)
+            throw new ArgumentOutOfRangeException("Execution", "Execution.MaxNodesPerWorkflow and MaxInputBytes must be at least 1.");
+        if (e.KnownExecutorTypes is null)
+            throw new ArgumentNullException("Execution.KnownExecutorTypes");
     }
 }
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Server.Sessions;
 
 namespace Wayang.Fast.Server.Metrics;
@@ -50,7 +51,7 @@ internal sealed class ServerMetrics
         return i < 0 ? KnownCodes.Length : i;
     }
 
-    public string Render(IEnumerable<Session> liveSessions)
+    public string Render(IEnumerable<Session> liveSessions, ExecutionEngine? execution = null)
     {
         var total = new SessionStats();
         long inFlight = 0;
@@ -94,8 +95,58 @@ internal sealed class ServerMetrics
 
         Counter(sb, "wayang_frames_truncated_total", "Connections that ended in the middle of a frame.", Volatile.Read(ref FramesTruncated));
         Counter(sb, "wayang_session_faults_total", "Sessions ended by an unexpected exception (a bug if nonzero).", Volatile.Read(ref SessionFaults));
+        if (execution is not null)
+            RenderExecution(sb, execution.GetStats(null));
         return sb.ToString();
     }
+
+    // The execution plane: one snapshot of the engine's queues, executors and counters. Per-queue and per-executor
+    // series exist while the queue or executor does (tenant and executor type names are [a-z0-9_-]; executor ids are
+    // free text and escaped).
+    private static void RenderExecution(StringBuilder sb, ExecutionStats stats)
+    {
+        Header(sb, "wayang_execution_queue_depth", "Tasks waiting in a queue (tenant x executor type).", "gauge");
+        foreach (var q in stats.Queues)
+            QueueSample(sb, "wayang_execution_queue_depth", q.TenantId, q.ExecutorType, q.Depth);
+        Header(sb, "wayang_execution_queue_leased", "Tasks of a queue leased to executors (dispatched, no result yet).", "gauge");
+        foreach (var q in stats.Queues)
+            QueueSample(sb, "wayang_execution_queue_leased", q.TenantId, q.ExecutorType, q.Leased);
+        Header(sb, "wayang_execution_queue_max_depth", "Queue depth at which submissions are refused with QUEUE_FULL.", "gauge");
+        foreach (var q in stats.Queues)
+            QueueSample(sb, "wayang_execution_queue_max_depth", q.TenantId, q.ExecutorType, q.MaxDepth);
+
+        Gauge(sb, "wayang_execution_executors", "Registered executors (task streams open).", stats.Executors.Count);
+        Header(sb, "wayang_execution_executor_slots", "Tasks an executor may run at once.", "gauge");
+        foreach (var e in stats.Executors)
+            ExecutorSample(sb, "wayang_execution_executor_slots", e, e.Slots);
+        Header(sb, "wayang_execution_executor_in_flight", "Tasks leased to an executor.", "gauge");
+        foreach (var e in stats.Executors)
+            ExecutorSample(sb, "wayang_execution_executor_in_flight", e, e.InFlight);
+        Header(sb, "wayang_execution_executor_credit", "Stream credit an executor has granted and the server has not used.", "gauge");
+        foreach (var e in stats.Executors)
+            ExecutorSample(sb, "wayang_execution_executor_credit", e, e.Credit);
+
+        Gauge(sb, "wayang_execution_runs_active", "Runs not yet finished (held in memory).", stats.RunsActive);
+        Counter(sb, "wayang_execution_tasks_dispatched_total", "Task pushes to executors (redeliveries included).", stats.TasksDispatched);
+        Counter(sb, "wayang_execution_tasks_completed_total", "Task results accepted as successes.", stats.TasksCompleted);
+        Counter(sb, "wayang_execution_tasks_failed_total", "Task attempts that failed (reported failures and timeouts).", stats.TasksFailed);
+        Counter(sb, "wayang_execution_tasks_retried_total", "Retries scheduled after a failed attempt.", stats.TasksRetried);
+        Counter(sb, "wayang_execution_dead_lettered_total", "Tasks moved to the dead-letter queue.", stats.DeadLettered);
+        Counter(sb, "wayang_execution_lease_expirations_total", "Leases that expired without a result (the task was redelivered).", stats.LeaseExpirations);
+    }
+
+    private static void QueueSample(StringBuilder sb, string name, string tenant, string executorType, long value) =>
+        sb.Append(name).Append("{tenant=\"").Append(Escape(tenant)).Append("\",executor_type=\"").Append(Escape(executorType)).Append("\"} ")
+          .Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+
+    private static void ExecutorSample(StringBuilder sb, string name, ExecutorStat e, long value) =>
+        sb.Append(name).Append("{tenant=\"").Append(Escape(e.TenantId)).Append("\",executor=\"").Append(Escape(e.ExecutorId))
+          .Append("\",shared=\"").Append(e.Shared ? "true" : "false").Append("\"} ")
+          .Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+
+    // Prometheus label values escape backslash, double quote and line feed.
+    private static string Escape(string value) =>
+        value.AsSpan().IndexOfAny('\\', '"', '\n') < 0 ? value : value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
 
     private static void Header(StringBuilder sb, string name, string help, string type) =>
         sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')

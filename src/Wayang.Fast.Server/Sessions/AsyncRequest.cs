@@ -29,6 +29,9 @@ internal sealed class AsyncRequest
     // Streams only: STREAM frames the server may still send. Waiting on it is the credit wait.
     public SemaphoreSlim? Credit { get; }
 
+    // Executor task streams only (ExecutorRegister): CREDIT frames go to it instead of Credit.
+    public ExecutorStream? Executor { get; set; }
+
     // Why the request was cancelled: CANCEL (Cancelled), CREDIT_OVERFLOW, SHUTTING_DOWN, or ConnectionClosed
     // (the peer is gone and nothing more will be written).
     public ErrorCode CancelCode => (ErrorCode)Volatile.Read(ref _cancelCode);

@@ -137,6 +137,10 @@ internal sealed partial class Session
                 return;
             }
 
+            case >= Opcode.WorkflowRegister and <= (Opcode)0x02ff:
+                DispatchExecution(in frame, streamId, opcode, start);
+                return;
+
             default:
                 _writer.WriteError(streamId, opcode, ErrorCode.UnknownOpcode, start);
                 return;

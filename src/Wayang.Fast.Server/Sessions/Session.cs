@@ -312,7 +312,18 @@ internal sealed partial class Session
             return;
         }
         var request = Find(frame.Header.StreamId);
-        if (request is not null && !request.AddCredit(credits))
+        if (request is null)
+            return;
+        if (request.Executor is { } executor)
+        {
+            // An executor's task stream: the credit is the engine's to spend (one task per credit).
+            if (!executor.AddCredit(credits))
+                request.CancelWith(ErrorCode.CreditOverflow);
+            else if (credits > 0 && executor.Handle is { } handle)
+                _server.Execution!.GrantCredit(handle, (int)Math.Min(credits, int.MaxValue));
+            return;
+        }
+        if (!request.AddCredit(credits))
             request.CancelWith(ErrorCode.CreditOverflow);
     }
 
@@ -363,12 +374,14 @@ internal sealed partial class Session
 
     // ---- async requests ----
 
-    private AsyncRequest Register(uint streamId, Opcode opcode, long start, bool stream)
+    private AsyncRequest Register(uint streamId, Opcode opcode, long start, bool stream) =>
+        Register(new AsyncRequest(streamId, opcode, start, stream ? _initialCredit : 0));
+
+    private AsyncRequest Register(AsyncRequest request)
     {
-        var request = new AsyncRequest(streamId, opcode, start, stream ? _initialCredit : 0);
         lock (_requestsLock)
         {
-            _requests.Add(streamId, request);
+            _requests.Add(request.StreamId, request);
             _requestCount = _requests.Count;
         }
         Interlocked.Increment(ref _activeTasks);

@@ -33,6 +33,7 @@ internal sealed class SessionWriter
     private long _unflushedBytes;
     private Task? _pendingFlush;
     private long _bytesWhileBlocked;
+    private int _flushScheduled;
 
     public SessionWriter(PipeWriter output, SessionStats stats, ServerMetrics metrics, long maxPendingBytes, Action onSlowConsumer)
     {
@@ -160,6 +161,22 @@ internal sealed class SessionWriter
         var flush = FlushAsync();
         if (!flush.IsCompleted)
             _ = flush.AsTask();
+    }
+
+    // For producers that must not flush themselves (task pushes, written under the dispatcher's lock): one flush on
+    // the thread pool soon, shared by every write made before it runs. The flag is cleared before flushing, so a
+    // write that lands after the clear schedules the next flush; none is left unflushed.
+    public void ScheduleFlush()
+    {
+        if (Interlocked.CompareExchange(ref _flushScheduled, 1, 0) != 0)
+            return;
+        ThreadPool.UnsafeQueueUserWorkItem(static w => w.RunScheduledFlush(), this, preferLocal: false);
+    }
+
+    private void RunScheduledFlush()
+    {
+        Volatile.Write(ref _flushScheduled, 0);
+        FlushInBackground();
     }
 
     // Stops all writing: later writes are refused, a pending flush is released, the pipe is completed.
