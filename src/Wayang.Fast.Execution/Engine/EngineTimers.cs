@@ -31,6 +31,9 @@ internal interface ITimerSink
 // bounded by the tasks in flight.
 internal sealed class EngineTimers : IAsyncDisposable
 {
+    // Task.Delay refuses delays beyond ~49 days; a far-off timer is simply re-examined daily.
+    private const long MaxSleepMs = 24 * 60 * 60 * 1000;
+
     private readonly TimeProvider _time;
     private readonly ITimerSink _sink;
     private readonly ILogger _logger;
@@ -195,8 +198,19 @@ internal sealed class EngineTimers : IAsyncDisposable
                 }
                 else
                 {
+                    // The delay counts from when it is created, so read the clock right before and after creating it:
+                    // if time moved meanwhile (a test advancing a fake clock, a millisecond tick), compute again, or
+                    // the wake-up would land later than the due time.
+                    long before = NowMs;
+                    if (before >= next)
+                        continue;
                     using var delayCancel = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-                    var delay = Task.Delay(TimeSpan.FromMilliseconds(next - now), _time, delayCancel.Token);
+                    var delay = Task.Delay(TimeSpan.FromMilliseconds(Math.Min(next - before, MaxSleepMs)), _time, delayCancel.Token);
+                    if (NowMs != before)
+                    {
+                        await delayCancel.CancelAsync().ConfigureAwait(false);
+                        continue;
+                    }
                     // ForceYielding: with a fake clock the delay completes inside the test's Advance call; the engine's
                     // work then runs on the pool instead of re-entering the clock.
                     await Task.WhenAny(delay, wake.Task).ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
