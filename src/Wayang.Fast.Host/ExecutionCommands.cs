@@ -456,6 +456,8 @@ public static partial class WayangCli
     }
 
     // A JSON document given inline or as @file; checked here so a typo is a usage error, not a server round trip.
+    // Sent compact: the server's idempotency check compares the input as sent, and a repeated command should match
+    // whatever spacing it was typed with.
     internal static string? JsonArgument(CliEnvironment env, string option, string? value)
     {
         if (value is null)
@@ -463,15 +465,13 @@ public static partial class WayangCli
         var json = value.StartsWith('@') ? ReadFile(env, value[1..]) : value;
         try
         {
-            using (JsonDocument.Parse(json))
-            {
-            }
+            using var document = JsonDocument.Parse(json);
+            return JsonSerializer.Serialize(document.RootElement);
         }
         catch (JsonException e)
         {
             throw new UsageException($"{option} is not valid JSON: {e.Message}");
         }
-        return json;
     }
 
     // An instant: ISO 8601 ("2025-01-31T12:00:00Z"), or a time ago as a number with s, m, h or d ("90m", "2d").
