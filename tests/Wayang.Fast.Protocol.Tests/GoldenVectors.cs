@@ -192,6 +192,36 @@ internal static class GoldenVectors
                 Assert.Equal("acme", m.TenantId);
                 Assert.Equal("Acme Corp", m.DisplayName);
             }),
+        Message("request-run-submit", "REQUEST opcode RunSubmit (0x0210) on stream 13: run the latest version (0) of workflow order with a JSON input (a bin of UTF-8 JSON) and an idempotency key.",
+            FrameType.Request, 13, Opcode.RunSubmit,
+            new RunSubmitRequest { WorkflowId = "order", Version = 0, InputJson = "{\"orderId\":42}"u8.ToArray(), IdempotencyKey = "order-42" },
+            m =>
+            {
+                Assert.Equal("order", m.WorkflowId);
+                Assert.Equal(0, m.Version);
+                Assert.Equal("{\"orderId\":42}"u8.ToArray(), m.InputJson);
+                Assert.Equal("order-42", m.IdempotencyKey);
+            }),
+        Message("stream-executor-task", "STREAM item of ExecutorRegister (0x0220) on stream 15: one task pushed to an executor. Consumes one credit; an empty bin is JSON null.",
+            FrameType.Stream, 15, Opcode.ExecutorRegister,
+            new TaskAssignmentDto
+            {
+                Token = "tok", TaskId = "run_1:charge:1", TenantId = "acme", RunId = "run_1", WorkflowId = "order", NodeId = "charge", Attempt = 1,
+                ExecutorType = "payments", InputJson = "{\"orderId\":42}"u8.ToArray(), ConfigJson = [], UpstreamJson = "{}"u8.ToArray(),
+                LeaseExpiresAtMs = 1700000030000, DeadlineAtMs = 1700003600000,
+            },
+            m =>
+            {
+                Assert.Equal("tok", m.Token);
+                Assert.Equal("run_1:charge:1", m.TaskId);
+                Assert.Equal("acme", m.TenantId);
+                Assert.Equal("charge", m.NodeId);
+                Assert.Equal(1, m.Attempt);
+                Assert.Equal("payments", m.ExecutorType);
+                Assert.Empty(m.ConfigJson);
+                Assert.Equal(1700000030000, m.LeaseExpiresAtMs);
+                Assert.Equal(1700003600000, m.DeadlineAtMs);
+            }),
     ];
 
     private static GoldenVector Message<T>(string name, string description, FrameType type, uint stream, Opcode opcode, T message, Action<T> check) =>

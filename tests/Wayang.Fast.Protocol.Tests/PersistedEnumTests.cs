@@ -36,7 +36,12 @@ public class PersistedEnumTests
         Assert.Equal(typeof(ushort), Enum.GetUnderlyingType(typeof(Opcode)));
         AssertExactly<Opcode>(
             ("None", 0x0000), ("Ping", 0x0001), ("Tick", 0x0002),
-            ("TenantCreate", 0x0101), ("TenantList", 0x0102), ("KeyCreate", 0x0103), ("KeyList", 0x0104), ("KeyRevoke", 0x0105));
+            ("TenantCreate", 0x0101), ("TenantList", 0x0102), ("KeyCreate", 0x0103), ("KeyList", 0x0104), ("KeyRevoke", 0x0105),
+            ("WorkflowRegister", 0x0201), ("WorkflowGet", 0x0202), ("WorkflowList", 0x0203),
+            ("RunSubmit", 0x0210), ("RunGet", 0x0211), ("RunList", 0x0212), ("RunCancel", 0x0213), ("RunSuspend", 0x0214),
+            ("RunResume", 0x0215), ("RunSignal", 0x0216),
+            ("ExecutorRegister", 0x0220), ("ExecutorSetSlots", 0x0221), ("ExecutorHeartbeat", 0x0222), ("TaskResult", 0x0223),
+            ("QueueStats", 0x0230), ("DlqList", 0x0240), ("DlqShow", 0x0241), ("DlqReplay", 0x0242), ("DlqDiscard", 0x0243));
     }
 
     [Fact]
@@ -50,6 +55,10 @@ public class PersistedEnumTests
         ("SlowConsumer", 1017),
         ("Unauthenticated", 2001), ("KeyRevoked", 2002), ("PermissionDenied", 2003), ("TenantNotFound", 2004),
         ("TenantExists", 2005), ("KeyNotFound", 2006),
+        ("WorkflowInvalid", 3001), ("WorkflowNotFound", 3002), ("RunNotFound", 3003), ("RunStateConflict", 3004),
+        ("QueueFull", 3005), ("IdempotencyKeyConflict", 3006), ("TaskTokenInvalid", 3007), ("TaskTokenExpired", 3008),
+        ("AttemptSuperseded", 3009), ("ExecutorExists", 3010), ("ExecutorNotRegistered", 3011), ("AgentUnavailable", 3012),
+        ("DeadLetterNotFound", 3013), ("RunInputInvalid", 3014), ("RunStuck", 3015), ("TaskTimeout", 3016), ("TaskFailed", 3017),
         ("StorageFormatTooNew", 5001), ("StorageCorrupt", 5002), ("StorageIo", 5003), ("StorageLocked", 5004),
         ("ConnectionClosed", 6001), ("ClientTimeout", 6002), ("NotConnected", 6003));
 
