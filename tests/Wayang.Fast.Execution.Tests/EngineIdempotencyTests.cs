@@ -83,10 +83,10 @@ public sealed class EngineIdempotencyTests
         var oldKey = Encoding.UTF8.GetBytes($"idem/{EngineHarness.Tenant}/old");
         var freshKey = Encoding.UTF8.GetBytes($"idem/{EngineHarness.Tenant}/fresh");
         h.AdvanceMs(10 * 60_000);
-        await EngineHarness.WaitUntilAsync(() => !h.Store.TryGet(oldKey, out _), "the sweep of an expired key");
+        await h.WaitUntilAsync(() => !h.Store.TryGet(oldKey, out _), "the sweep of an expired key");
         Assert.True(h.Store.TryGet(freshKey, out _));
         h.AdvanceMs(60 * 60_000);
-        await EngineHarness.WaitUntilAsync(() => !h.Store.TryGet(freshKey, out _), "the next sweep");
+        await h.WaitUntilAsync(() => !h.Store.TryGet(freshKey, out _), "the next sweep");
     }
 
     [Fact]

@@ -175,9 +175,15 @@ public sealed class EngineRetryDlqTests
 
         // Two entries at one per second: the second waits for a second of (fake) time.
         var replay = h.Engine.ReplayDeadLettersAsync(EngineHarness.Tenant, [], new DeadLetterFilter(WorkflowId: "w1"), 1).AsTask();
-        await EngineHarness.WaitUntilAsync(() => h.Engine.ListDeadLetters(EngineHarness.Tenant, new DeadLetterFilter(WorkflowId: "w1")).Count == 1, "the first replay");
+        await h.WaitUntilAsync(() => h.Engine.ListDeadLetters(EngineHarness.Tenant, new DeadLetterFilter(WorkflowId: "w1")).Count == 1, "the first replay");
         Assert.False(replay.IsCompleted);
-        h.AdvanceMs(1000);
+        // The pacing delay may be created just after an advance; keep time moving until the replay is done.
+        var limit = DateTime.UtcNow.AddSeconds(30);
+        while (!replay.IsCompleted && DateTime.UtcNow < limit)
+        {
+            h.AdvanceMs(1000);
+            await Task.WhenAny(replay, Task.Delay(5));
+        }
         var outcomes = await replay;
         Assert.Equal(2, outcomes.Count);
         Assert.All(outcomes, o => Assert.True(o.Replayed));

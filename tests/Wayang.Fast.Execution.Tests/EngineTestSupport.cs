@@ -12,6 +12,10 @@ namespace Wayang.Fast.Execution.Tests;
 
 // An engine over a store and a fake clock, with executors that record what they are pushed. Waits poll the engine
 // with a generous real-time deadline; nothing sleeps and hopes.
+//
+// Every poll also "advances" the fake clock by zero. FakeTimeProvider fires only the timers registered when Advance
+// looks for them: the engine's timer loop, running on another thread, may register its wake-up a moment after the
+// test advanced past it. A zero advance fires such a late-registered timer that is already due.
 internal sealed class EngineHarness : IAsyncDisposable
 {
     public const string Tenant = "acme";
@@ -67,6 +71,7 @@ internal sealed class EngineHarness : IAsyncDisposable
         channel.Handle = Engine.RegisterExecutor(tenant, shared, registration, channel);
         channel.Tenant = tenant;
         channel.Shared = shared;
+        channel.Nudge = Nudge;
         Engine.GrantCredit(channel.Handle, slots);
         return channel;
     }
@@ -101,6 +106,7 @@ internal sealed class EngineHarness : IAsyncDisposable
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException($"run {runId}: {what} not reached; status {run?.Status}, nodes {Describe(run)}");
             await Task.Delay(5);
+            Nudge();
         }
     }
 
@@ -110,7 +116,11 @@ internal sealed class EngineHarness : IAsyncDisposable
         WaitRunAsync(runId, r => r.Nodes.TryGetValue(nodeId, out var n) && n.Status == status && (attempt is null || n.Attempt == attempt),
             $"node {nodeId} {status}{(attempt is null ? "" : " attempt " + attempt)}");
 
-    public static async Task WaitUntilAsync(Func<bool> condition, string what)
+    public void Nudge() => Time.Advance(TimeSpan.Zero);
+
+    public Task WaitUntilAsync(Func<bool> condition, string what) => WaitUntilAsync(condition, what, Nudge);
+
+    public static async Task WaitUntilAsync(Func<bool> condition, string what, Action? nudge)
     {
         var deadline = DateTime.UtcNow + WaitLimit;
         while (!condition())
@@ -118,6 +128,7 @@ internal sealed class EngineHarness : IAsyncDisposable
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException(what + " not reached");
             await Task.Delay(5);
+            nudge?.Invoke();
         }
     }
 
@@ -167,6 +178,8 @@ internal sealed class FakeExecutorChannel : IExecutorChannel
     public string Tenant { get; set; } = EngineHarness.Tenant;
     public bool Shared { get; set; }
 
+    public Action? Nudge { get; set; }
+
     // When set, pushes fail as if the connection were gone.
     public bool Broken { get; set; }
 
@@ -214,7 +227,7 @@ internal sealed class FakeExecutorChannel : IExecutorChannel
     public async Task<TaskAssignment> NextAsync(string? what = null)
     {
         TaskAssignment task = null!;
-        await EngineHarness.WaitUntilAsync(() => TryTake(out task), what ?? "a task push");
+        await EngineHarness.WaitUntilAsync(() => TryTake(out task), what ?? "a task push", Nudge);
         return task;
     }
 }
