@@ -37,6 +37,7 @@ internal sealed class EngineTimers : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ITimerSink _sink;
     private readonly ILogger _logger;
+    private readonly long _leaseMs;
     private readonly Lock _gate = new();
     private readonly PriorityQueue<TimerItem, long> _items = new();
     private readonly Dictionary<long, DeadlineList> _deadlines = [];
@@ -48,11 +49,12 @@ internal sealed class EngineTimers : IAsyncDisposable
     private long _kickSeq;
     private Task _loop = Task.CompletedTask;
 
-    public EngineTimers(TimeProvider time, ITimerSink sink, ILogger logger)
+    public EngineTimers(TimeProvider time, ITimerSink sink, ILogger logger, TimeSpan leaseDuration)
     {
         _time = time;
         _sink = sink;
         _logger = logger;
+        _leaseMs = (long)leaseDuration.TotalMilliseconds;
     }
 
     public int PendingItems
@@ -109,6 +111,10 @@ internal sealed class EngineTimers : IAsyncDisposable
     public void Kick()
     {
         Interlocked.Increment(ref _kickSeq);
+        // A lease made now expires at now + LeaseDuration at the earliest: if the loop wakes before that anyway, it
+        // will see it then, and the dispatcher need not be asked (the common case under load: one cheap check).
+        if (Volatile.Read(ref _loopDueMs) <= NowMs + _leaseMs)
+            return;
         long lease = _sink.NextLeaseExpiryMs;
         if (lease >= Volatile.Read(ref _loopDueMs))
             return;

@@ -77,7 +77,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
         _tokenGraceMs = (long)options.TokenGrace.TotalMilliseconds;
         _retentionMs = (long)options.IdempotencyRetention.TotalMilliseconds;
         _dispatcher = new TaskDispatcher(options, time, AssignTask);
-        _timers = new EngineTimers(time, this, logger);
+        _timers = new EngineTimers(time, this, logger, options.LeaseDuration);
     }
 
     // Loads definitions, runs, dead letters; requeues what was queued or leased at the crash; re-arms timers.
