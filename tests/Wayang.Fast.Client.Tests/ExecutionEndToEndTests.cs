@@ -194,6 +194,41 @@ public sealed class ExecutionEndToEndTests(ExecutionServerFixture fixture) : ICl
     }
 
     [Fact]
+    public async Task A_handler_is_cancelled_at_its_deadline_and_frees_its_only_slot_for_the_retry()
+    {
+        var type = Unique("t");
+        var id = Unique("wf");
+        await using var user = await fixture.UserAsync();
+        await user.RegisterWorkflowAsync(OneTask(id, type,
+            """, "timeoutMs": 300, "retry": { "maxAttempts": 3, "initialDelayMs": 10, "jitter": 0 }"""));
+        int cancelled = 0;
+        await using var executor = await fixture.StartExecutorAsync(type, 1, async (task, ct) =>
+        {
+            if (task.Attempt == 1)
+            {
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    Interlocked.Increment(ref cancelled);
+                    throw;
+                }
+            }
+            return TaskOutcome.Success(new { value = task.Attempt });
+        });
+
+        var submitted = await user.SubmitRunAsync(id);
+        var run = await user.WaitForStatusAsync(submitted.RunId, RunStatus.Completed);
+
+        Assert.Equal(1, Volatile.Read(ref cancelled));
+        Assert.Equal("TASK_TIMEOUT", run.Node("start")!.Attempts[0].ErrorCode);
+        Assert.Equal(run.Node("start")!.Attempt, run.Output!.Value.GetProperty("result").GetInt32());
+        Assert.Equal(0, executor.Host.ResultsRefused); // the cancelled attempt sent nothing
+    }
+
+    [Fact]
     public async Task Exhausted_retries_go_to_the_DLQ_with_context_and_a_replay_completes_the_run()
     {
         var type = Unique("t");
@@ -344,7 +379,7 @@ public sealed class ExecutionEndToEndTests(ExecutionServerFixture fixture) : ICl
             await user.WaitForStatusAsync(runId, RunStatus.Completed);
 
         Assert.Equal(slots, Volatile.Read(ref max));
-        Assert.Equal(runs, executor.Host.ResultsAccepted);
+        await UntilAsync(() => executor.Host.ResultsAccepted == runs, "every result was acknowledged");
         Assert.Equal(runs, executor.Host.TasksReceived);
     }
 

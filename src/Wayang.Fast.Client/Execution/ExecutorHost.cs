@@ -29,6 +29,12 @@ public sealed class ExecutorHost : IAsyncDisposable
     private readonly Task _completion;
     private readonly CancellationTokenRegistration _callerStop;
 
+    // A handler whose deadline (server clock) already looks past still gets this long before its token fires.
+    private static readonly TimeSpan MinimumRunTime = TimeSpan.FromSeconds(1);
+
+    // CancelAfter takes at most ~49 days; a deadline further out than this is left to the server alone.
+    private static readonly TimeSpan MaximumTimer = TimeSpan.FromDays(30);
+
     private int _slots;
     private int _running;
     private Registration? _current;
@@ -363,11 +369,11 @@ public sealed class ExecutorHost : IAsyncDisposable
         {
             if (task.Deadline is { } deadline)
             {
+                // The deadline is on the server's clock: one that already looks past (a client clock running ahead)
+                // must not cancel the handler before it starts.
                 var left = deadline - DateTimeOffset.UtcNow;
-                if (left <= TimeSpan.Zero)
-                    await cts.CancelAsync().ConfigureAwait(false);
-                else
-                    cts.CancelAfter(left);
+                if (left < MaximumTimer)
+                    cts.CancelAfter(left > TimeSpan.Zero ? left : MinimumRunTime);
             }
             try
             {
@@ -379,7 +385,9 @@ public sealed class ExecutorHost : IAsyncDisposable
             }
             catch (OperationCanceledException) when (cts.IsCancellationRequested)
             {
-                outcome = TaskOutcome.Failure("TASK_TIMEOUT", "The handler was cancelled at the task's deadline.");
+                // The deadline passed: the server times the attempt out on its own clock (and retries it or not), so
+                // the executor reports nothing and just frees the slot.
+                outcome = null;
             }
             catch (Exception e)
             {
@@ -521,7 +529,9 @@ public sealed class ExecutorHost : IAsyncDisposable
             catch (WayangException e)
             {
                 Volatile.Write(ref _lastError, e.Error);
-                return;
+                if (ct.IsCancellationRequested)
+                    return;
+                break; // keep heartbeating on the interval: the leases of whatever arrives still need renewing
             }
         }
 
