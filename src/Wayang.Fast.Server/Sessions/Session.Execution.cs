@@ -106,6 +106,12 @@ internal sealed partial class Session
             // Synchronous refusals: definition parsing, validation in the engine's synchronous calls.
             _writer.WriteError(streamId, opcode, ex.Error, start);
         }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A plane bug must cost one request, not the connection.
+            Log.RequestFailed(_server.Logger, opcode.ToString(), streamId, ConnectionId, ex);
+            _writer.WriteError(streamId, opcode, ErrorCode.Internal, start);
+        }
     }
 
     // ---- workflows ----
@@ -209,12 +215,17 @@ internal sealed partial class Session
                 throw new WayangException(ErrorCode.InvalidArgument, $"Status {request.Status} is not a run status.");
             status = (RunStatus)request.Status;
         }
-        int limit = ListLimit(request.Limit);
-        var runs = Engine.ListRuns(Tenant, status, limit);
-        var dtos = new RunSummaryDto[runs.Count];
-        for (int i = 0; i < dtos.Length; i++)
-            dtos[i] = ToDto(runs[i]);
-        _writer.WriteMessage(FrameType.Response, opcode, streamId, new RunListResponse { Runs = dtos }, start);
+        var query = (Status: status, Limit: ListLimit(request.Limit));
+        StartUnary(streamId, opcode, start, query, static async (s, q, ct) =>
+        {
+            // Finished runs are listed by scanning the store: off the read loop (it may run on a socket I/O thread).
+            await Task.Yield();
+            var runs = s.Engine.ListRuns(s.Tenant, q.Status, q.Limit);
+            var dtos = new RunSummaryDto[runs.Count];
+            for (int i = 0; i < dtos.Length; i++)
+                dtos[i] = ToDto(runs[i]);
+            return new RunListResponse { Runs = dtos };
+        });
     }
 
     private void RunControl(in ReadOnlySequence<byte> body, uint streamId, Opcode opcode, long start)
