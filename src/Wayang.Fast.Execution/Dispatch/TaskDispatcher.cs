@@ -59,7 +59,9 @@ public sealed class TaskDispatcher
     private readonly AssignmentFactory _assign;
     private readonly long _leaseMs;
 
-    private readonly Dictionary<QueueKey, TaskQueue> _queues = [];
+    // Written under _lock; concurrent so Depth (the submit path's queue-full check) reads it without the lock.
+    // Queues are never removed.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<QueueKey, TaskQueue> _queues = new();
     private readonly Dictionary<string, TypeIndex> _types = new(StringComparer.Ordinal);
     // Every queued or leased task by TaskId: Release/TryGetLease lookups and the no-duplicates rule.
     private readonly Dictionary<string, TaskEntry> _tasks = new(StringComparer.Ordinal);
@@ -90,11 +92,9 @@ public sealed class TaskDispatcher
     }
 
     // Queue depth of (tenant, executorType): the submission check for QUEUE_FULL.
-    public int Depth(string tenantId, string executorType)
-    {
-        lock (_lock)
-            return _queues.TryGetValue(new QueueKey(tenantId, executorType), out var queue) ? queue.Live : 0;
-    }
+    // Lock-free: a depth a moment old is good enough for admission, and submissions must not queue behind dispatch.
+    public int Depth(string tenantId, string executorType) =>
+        _queues.TryGetValue(new QueueKey(tenantId, executorType), out var queue) ? Volatile.Read(ref queue.Live) : 0;
 
     // Adds the task and dispatches what can go. front: a redelivery (lease expiry, disconnect, restart) goes
     // before newer work. A TaskId that is already queued or leased is ignored, so no task is ever leased twice.
@@ -675,7 +675,7 @@ public sealed class TaskDispatcher
         {
             var type = TypeOf(executorType);
             queue = new TaskQueue(tenantId, executorType, type, type.PoolOf(tenantId));
-            _queues.Add(key, queue);
+            _queues[key] = queue;
         }
         return queue;
     }

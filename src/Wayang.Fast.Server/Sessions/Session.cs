@@ -401,7 +401,12 @@ internal sealed partial class Session
 
     private async ValueTask FinishAsync()
     {
-        await _writer.FlushAsync().ConfigureAwait(false);
+        // Closing after this reply (or draining for GOAWAY) flushes now; otherwise the flush is shared with the
+        // replies that complete alongside this one.
+        if (_closeAfterReply != ErrorCode.None || _goingAway)
+            await _writer.FlushAsync().ConfigureAwait(false);
+        else
+            await _writer.FlushSoonAsync().ConfigureAwait(false);
         if (Interlocked.Decrement(ref _activeTasks) == 0 && _goingAway)
             _drained.TrySetResult();
     }

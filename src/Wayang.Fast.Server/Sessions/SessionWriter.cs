@@ -155,6 +155,17 @@ internal sealed class SessionWriter
         }
     }
 
+    // For replies finished off the read loop (durable ops completing together after a group commit): rather than one
+    // flush (a send under the lock) per reply, one scheduled flush carries every reply written before it runs. A
+    // pending flush (the peer is not reading) is still awaited, so backpressure holds.
+    public ValueTask FlushSoonAsync()
+    {
+        if (Volatile.Read(ref _pendingFlush) is { } pending)
+            return new ValueTask(pending);
+        ScheduleFlush();
+        return default;
+    }
+
     // For timers and abort paths that cannot await: the flush still runs, its outcome is observed inside.
     public void FlushInBackground()
     {
