@@ -48,6 +48,25 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void Execution_options_bind_from_the_environment_with_the_token_key_as_base64()
+    {
+        using var dir = new TempDirectory();
+        var key = Enumerable.Range(1, 32).Select(i => (byte)i).ToArray();
+        var environment = new Dictionary<string, string?>
+        {
+            ["WAYANG_Server__Execution__MaxQueueDepth"] = "5000",
+            ["WAYANG_Server__Execution__IdempotencyRetention"] = "02:00:00",
+            ["WAYANG_Server__Execution__TokenSigningKey"] = Convert.ToBase64String(key),
+        };
+
+        var options = ServeConfiguration.BindServerOptions(ServeConfiguration.Build(null, environment, NoFlags, dir.Path));
+
+        Assert.Equal(5000, options.Execution.MaxQueueDepth);
+        Assert.Equal(TimeSpan.FromHours(2), options.Execution.IdempotencyRetention);
+        Assert.Equal(key, options.Execution.TokenSigningKey);
+    }
+
+    [Fact]
     public void Appsettings_in_the_working_directory_is_used_when_no_config_flag_is_given()
     {
         using var dir = new TempDirectory();
