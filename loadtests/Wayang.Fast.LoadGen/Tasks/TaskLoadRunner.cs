@@ -303,6 +303,11 @@ internal sealed class LoadSubmitter(LoadConnection connection, Window window, in
                 await connection.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
                 await Task.Delay(1, cancellationToken).ConfigureAwait(false);
             }
+            // The last replies may all be in before the window ends, leaving the read loop parked on a read that no
+            // reply will complete: wait for them here, then release it.
+            while (!cancellationToken.IsCancellationRequested && InFlight() > 0)
+                await Task.Delay(5, cancellationToken).ConfigureAwait(false);
+            connection.Input.CancelPendingRead();
         }
         else
         {
@@ -342,10 +347,18 @@ internal sealed class LoadSubmitter(LoadConnection connection, Window window, in
                 }
                 more = _sent.Count > 0 || (rate == 0 && Stopwatch.GetTimestamp() < window.MeasureEnd);
             }
-            await connection.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
-            if (result.IsCompleted || (!more && Stopwatch.GetTimestamp() >= window.MeasureEnd))
+            // Open model: only the send loop writes and flushes (a PipeWriter takes one flush at a time).
+            if (rate == 0)
+                await connection.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+            if (result.IsCompleted || result.IsCanceled || (!more && Stopwatch.GetTimestamp() >= window.MeasureEnd))
                 return;
         }
+    }
+
+    private int InFlight()
+    {
+        lock (_writeLock)
+            return _sent.Count;
     }
 
     private void Handle(in Frame frame)

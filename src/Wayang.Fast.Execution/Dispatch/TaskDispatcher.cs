@@ -70,6 +70,9 @@ public sealed class TaskDispatcher
     // Lease expiries, lazily maintained: a released lease's item is skipped when it surfaces, a renewed one is
     // pushed back with its new expiry then (so a heartbeat touches no heap).
     private readonly PriorityQueue<TaskEntry, long> _expiries = new();
+    // Posted operations waiting for the combiner, and whether a thread is combining (see "Posted operations").
+    private readonly System.Collections.Concurrent.ConcurrentQueue<PostedOp> _posted = new();
+    private int _combining;
 
     // Scratch lists reused under the lock so events allocate nothing.
     private readonly List<TaskQueue> _walkTouched = [];
@@ -98,29 +101,80 @@ public sealed class TaskDispatcher
 
     // Adds the task and dispatches what can go. front: a redelivery (lease expiry, disconnect, restart) goes
     // before newer work. A TaskId that is already queued or leased is ignored, so no task is ever leased twice.
+    // Posted (see "Posted operations"): it has taken effect before any later call of this dispatcher looks.
     public void Enqueue(QueuedTask task, bool front = false)
     {
         ArgumentNullException.ThrowIfNull(task);
-        lock (_lock)
-        {
-            ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_tasks, task.TaskId, out var exists);
-            if (exists)
-                return;
-            var queue = QueueOf(task.TenantId, task.ExecutorType);
-            var entry = new TaskEntry(task, queue);
-            slot = entry;
-            RunOf(task.RunId).Add(entry);
+        Post(new PostedOp(PostedKind.Enqueue, task, front, null, null, 0));
+    }
 
-            var wasEmpty = queue.Live == 0;
-            if (front)
-                queue.PushFront(entry);
-            else
-                queue.PushBack(entry);
-            queue.Live++;
-            queue.Type.AddToRing(queue);
-            // Only a new head can be placeable: every other head already waits for capacity that does not exist.
-            if (front || wasEmpty)
-                Drain(queue);
+    private void EnqueueLocked(QueuedTask task, bool front)
+    {
+        ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_tasks, task.TaskId, out var exists);
+        if (exists)
+            return;
+        var queue = QueueOf(task.TenantId, task.ExecutorType);
+        var entry = new TaskEntry(task, queue);
+        slot = entry;
+        RunOf(task.RunId).Add(entry);
+
+        var wasEmpty = queue.Live == 0;
+        if (front)
+            queue.PushFront(entry);
+        else
+            queue.PushBack(entry);
+        queue.Live++;
+        queue.Type.AddToRing(queue);
+        // Only a new head can be placeable: every other head already waits for capacity that does not exist.
+        if (front || wasEmpty)
+            Drain(queue);
+    }
+
+    // ---- Posted operations ----
+    // The hot, fire-and-forget operations (Enqueue, PostRelease, GrantCredit) are posted to a queue, and the caller
+    // applies every posted operation under one lock acquisition unless another thread is doing so already (flat
+    // combining). After a group commit hundreds of continuations reach the dispatcher at once; rather than each
+    // spinning on the lock, one applies the batch and the others return. Ordering: every locked method applies what
+    // was posted before it looks, so a caller never observes its own posted operation as not yet done.
+
+    private enum PostedKind : byte { Enqueue, Release, Credit }
+
+    private readonly record struct PostedOp(PostedKind Kind, QueuedTask? Task, bool Front, string? TaskId, ExecutorHandle? Executor, int Credits);
+
+    private void Post(in PostedOp op)
+    {
+        _posted.Enqueue(op);
+        // Re-checked after releasing the flag: an operation posted while the combiner was finishing is not stranded.
+        while (!_posted.IsEmpty && Interlocked.CompareExchange(ref _combining, 1, 0) == 0)
+        {
+            try
+            {
+                lock (_lock)
+                    ApplyPostedLocked();
+            }
+            finally
+            {
+                Volatile.Write(ref _combining, 0);
+            }
+        }
+    }
+
+    private void ApplyPostedLocked()
+    {
+        while (_posted.TryDequeue(out var op))
+        {
+            switch (op.Kind)
+            {
+                case PostedKind.Enqueue:
+                    EnqueueLocked(op.Task!, op.Front);
+                    break;
+                case PostedKind.Release:
+                    ReleaseLocked(op.TaskId!);
+                    break;
+                case PostedKind.Credit:
+                    GrantCreditLocked(op.Executor!, op.Credits);
+                    break;
+            }
         }
     }
 
@@ -148,6 +202,7 @@ public sealed class TaskDispatcher
 
         lock (_lock)
         {
+            ApplyPostedLocked();
             var key = new ExecutorKey(tenantId, executorId);
             if (_executors.ContainsKey(key))
                 throw new WayangException(ErrorCode.ExecutorExists, $"executor '{executorId}' is already registered");
@@ -184,6 +239,7 @@ public sealed class TaskDispatcher
         ArgumentNullException.ThrowIfNull(executor);
         lock (_lock)
         {
+            ApplyPostedLocked();
             if (!executor.Live)
                 return [];
             executor.Live = false;
@@ -201,19 +257,22 @@ public sealed class TaskDispatcher
         }
     }
 
+    // Posted (see "Posted operations").
     public void GrantCredit(ExecutorHandle executor, int credits)
     {
         ArgumentNullException.ThrowIfNull(executor);
         if (credits <= 0)
             return;
-        lock (_lock)
-        {
-            if (!executor.Live)
-                return;
-            executor.Credit = (int)Math.Min((long)executor.Credit + credits, int.MaxValue);
-            UpdatePools(executor);
-            OnCapacity(executor);
-        }
+        Post(new PostedOp(PostedKind.Credit, null, false, null, executor, credits));
+    }
+
+    private void GrantCreditLocked(ExecutorHandle executor, int credits)
+    {
+        if (!executor.Live)
+            return;
+        executor.Credit = (int)Math.Min((long)executor.Credit + credits, int.MaxValue);
+        UpdatePools(executor);
+        OnCapacity(executor);
     }
 
     // Lowering below the tasks in flight only stops new pushes until enough of them finish.
@@ -224,6 +283,7 @@ public sealed class TaskDispatcher
             throw new WayangException(ErrorCode.InvalidArgument, $"slots must be 1..{MaxSlots}");
         lock (_lock)
         {
+            ApplyPostedLocked();
             if (!executor.Live)
                 return;
             executor.Slots = slots;
@@ -238,6 +298,7 @@ public sealed class TaskDispatcher
         ArgumentNullException.ThrowIfNull(executor);
         lock (_lock)
         {
+            ApplyPostedLocked();
             var now = NowMs();
             var expiresAt = now + _leaseMs;
             if (!executor.Live)
@@ -255,14 +316,27 @@ public sealed class TaskDispatcher
         ArgumentNullException.ThrowIfNull(taskId);
         lock (_lock)
         {
-            if (!_tasks.TryGetValue(taskId, out var entry) || entry.State != EntryState.Leased)
-                return false;
-            var executor = entry.Executor!;
-            EndLease(entry);
-            UpdatePools(executor);
-            OnCapacity(executor);
-            return true;
+            ApplyPostedLocked();
+            return ReleaseLocked(taskId);
         }
+    }
+
+    // Release without an answer, posted (see "Posted operations"): the engine's path after every result.
+    public void PostRelease(string taskId)
+    {
+        ArgumentNullException.ThrowIfNull(taskId);
+        Post(new PostedOp(PostedKind.Release, null, false, taskId, null, 0));
+    }
+
+    private bool ReleaseLocked(string taskId)
+    {
+        if (!_tasks.TryGetValue(taskId, out var entry) || entry.State != EntryState.Leased)
+            return false;
+        var executor = entry.Executor!;
+        EndLease(entry);
+        UpdatePools(executor);
+        OnCapacity(executor);
+        return true;
     }
 
     // Whether taskId is currently leased, and to whom.
@@ -271,6 +345,7 @@ public sealed class TaskDispatcher
         ArgumentNullException.ThrowIfNull(taskId);
         lock (_lock)
         {
+            ApplyPostedLocked();
             if (_tasks.TryGetValue(taskId, out var entry) && entry.State == EntryState.Leased)
             {
                 executorId = entry.Executor!.ExecutorId;
@@ -287,6 +362,7 @@ public sealed class TaskDispatcher
         ArgumentNullException.ThrowIfNull(runId);
         lock (_lock)
         {
+            ApplyPostedLocked();
             if (!_runs.Remove(runId, out var run))
                 return [];
             List<string>? leased = null;
@@ -341,6 +417,7 @@ public sealed class TaskDispatcher
     {
         lock (_lock)
         {
+            ApplyPostedLocked();
             List<QueuedTask>? expired = null;
             while (_expiries.TryPeek(out var entry, out var at) && at <= nowMs)
             {
@@ -371,6 +448,7 @@ public sealed class TaskDispatcher
         {
             lock (_lock)
             {
+                ApplyPostedLocked();
                 while (_expiries.TryPeek(out var entry, out var at))
                 {
                     if (entry.State == EntryState.Leased && entry.LeaseExpiresAtMs == at)
@@ -389,6 +467,7 @@ public sealed class TaskDispatcher
     {
         lock (_lock)
         {
+            ApplyPostedLocked();
             var queues = new List<QueueStat>();
             foreach (var queue in _queues.Values)
             {

@@ -250,11 +250,11 @@ public sealed partial class ExecutionEngine
         bool kick = false;
         if (fx.Release is { } taskId)
         {
-            _dispatcher.Release(taskId);
+            _dispatcher.PostRelease(taskId);
             if (fx.MoreReleases is { } more)
             {
                 foreach (var id in more)
-                    _dispatcher.Release(id);
+                    _dispatcher.PostRelease(id);
             }
             fx.Release = null;
             fx.MoreReleases = null;
