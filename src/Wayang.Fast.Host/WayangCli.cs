@@ -1,9 +1,11 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Wayang.Fast.Client;
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Discovery;
 using Wayang.Fast.Protocol;
 using Wayang.Fast.Server;
 
@@ -121,9 +123,21 @@ public static partial class WayangCli
             await env.Out.FlushAsync(CancellationToken.None);
             Log.Started(log, server.ProtocolEndPoint.ToString());
 
-            var stopRequested = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            using (stop.Token.Register(() => stopRequested.TrySetResult()))
-                await Task.WhenAny(server.Completion, stopRequested.Task);
+            // Optional: announce this server in Consul (README "Service discovery"). A configured registration that
+            // fails stops the start (exit 2), rather than running a server its clients cannot find.
+            var registration = await RegisterInConsulAsync(configuration, server, log, stop.Token);
+            try
+            {
+                var stopRequested = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                using (stop.Token.Register(() => stopRequested.TrySetResult()))
+                    await Task.WhenAny(server.Completion, stopRequested.Task);
+            }
+            finally
+            {
+                // Deregister before draining, so new clients stop being sent here while in-flight work finishes.
+                if (registration is not null)
+                    await registration.DisposeAsync();
+            }
 
             if (!server.Completion.IsCompleted)
             {
@@ -134,6 +148,39 @@ public static partial class WayangCli
             Log.Stopped(log);
         }
         return ExitOk;
+    }
+
+    // Section Wayang:Discovery:Consul:Registration (ConsulRegistrationOptions). ServicePort defaults to the protocol
+    // port and ServiceAddress to the listen address, so `Address` alone is enough on a host with a local agent.
+    internal static async Task<ConsulServiceRegistration?> RegisterInConsulAsync(IConfiguration configuration, WayangServer server, ILogger log, CancellationToken ct)
+    {
+        var section = configuration.GetSection("Wayang:Discovery:Consul:Registration");
+        if (!section.Exists())
+            return null;
+        var options = new ConsulRegistrationOptions();
+        try
+        {
+            section.Bind(options);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new UsageException("Invalid Consul registration configuration: " + (e.InnerException?.Message ?? e.Message));
+        }
+        if (options.ServicePort == 0)
+            options.ServicePort = server.ProtocolEndPoint.Port;
+        options.ServiceAddress ??= server.ProtocolEndPoint.Address.ToString();
+        ConsulServiceRegistration registration;
+        try
+        {
+            registration = await ConsulServiceRegistration.RegisterAsync(options, ct: ct);
+        }
+        catch (ArgumentException e)
+        {
+            // Option validation (TTL, heartbeat interval, names): the operator's input.
+            throw new UsageException("Invalid Consul registration configuration: " + e.Message);
+        }
+        Log.ConsulRegistered(log, registration.ServiceId, options.ServiceName, options.Address.ToString(), options.Ttl);
+        return registration;
     }
 
     private static string ServerVersion() =>
@@ -403,4 +450,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Stopped")]
     public static partial void Stopped(ILogger logger);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "Registered as {ServiceId} of service {ServiceName} with Consul at {Address} (TTL check {Ttl})")]
+    public static partial void ConsulRegistered(ILogger logger, string serviceId, string serviceName, string address, TimeSpan ttl);
 }
