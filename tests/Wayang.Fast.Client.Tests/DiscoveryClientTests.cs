@@ -1,4 +1,6 @@
 using System.Net;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using System.Net.Sockets;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Discovery;
@@ -115,5 +117,61 @@ public sealed class DiscoveryClientTests(RealServerFixture fixture) : IClassFixt
         options.ServiceName = " ";
 
         Assert.Throws<ArgumentException>(() => new WayangClient(options));
+    }
+    [Fact]
+    public async Task AddWayangClient_builds_a_static_resolver_from_configuration_and_connects_through_it()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Wayang:Client:ApiKey"] = fixture.AdminKey,
+            ["Wayang:Client:KeepAliveInterval"] = "00:00:00",
+            ["Wayang:Client:ServiceName"] = "wayang",
+            ["Wayang:Client:Discovery:Static:Services:wayang"] = $"{DeadMember()},{LiveMember}",
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddWayangClient(configuration.GetSection(WayangClientOptions.SectionName));
+        await using var provider = services.BuildServiceProvider();
+
+        var client = provider.GetRequiredService<WayangClient>();
+        Assert.IsType<StaticServiceResolver>(client.Options.Resolver);
+        Assert.Same(provider.GetRequiredService<IServiceResolver>(), client.Options.Resolver);
+        await client.PingAsync();
+        Assert.Equal("system", client.Session!.TenantId);
+    }
+
+    [Fact]
+    public async Task AddWayangClient_with_consul_and_a_static_list_falls_back_to_the_list_while_consul_is_unreachable()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Wayang:Client:ApiKey"] = fixture.AdminKey,
+            ["Wayang:Client:KeepAliveInterval"] = "00:00:00",
+            ["Wayang:Client:Discovery:Consul:Address"] = $"http://{DeadMember()}",
+            ["Wayang:Client:Discovery:Consul:RequestTimeout"] = "00:00:05",
+            ["Wayang:Client:Discovery:Static:Services:wayang"] = LiveMember.ToString(),
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddWayangClient(configuration.GetSection(WayangClientOptions.SectionName));
+        await using var provider = services.BuildServiceProvider();
+
+        var client = provider.GetRequiredService<WayangClient>();
+        Assert.IsType<ConsulServiceResolver>(client.Options.Resolver);
+        await client.PingAsync();
+        Assert.Equal(1, client.ConnectionCount);
+    }
+
+    [Fact]
+    public void A_discovery_section_without_a_resolver_fails_naming_the_section()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Wayang:Client:Discovery:Nothing"] = "x",
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddWayangClient(configuration.GetSection(WayangClientOptions.SectionName));
+        using var provider = services.BuildServiceProvider();
+
+        var e = Assert.Throws<InvalidOperationException>(() => provider.GetRequiredService<WayangClient>());
+        Assert.Contains("Wayang:Client:Discovery", e.Message, StringComparison.Ordinal);
     }
 }
