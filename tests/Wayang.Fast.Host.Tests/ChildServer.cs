@@ -2,13 +2,12 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using System.Text.RegularExpressions;
 
 namespace Wayang.Fast.Host.Tests;
 
 // The real `wayang serve` as a child process on a fixed port and data directory, so a test can kill -9 it and start it
 // again where clients expect it.
-internal sealed partial class ChildServer : IAsyncDisposable
+internal sealed class ChildServer : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _stdout = new();
@@ -16,10 +15,16 @@ internal sealed partial class ChildServer : IAsyncDisposable
 
     private ChildServer(Process process) => _process = process;
 
-    [GeneratedRegex(@"listening on (?<host>[^\s]+):(?<port>\d+) ")]
-    private static partial Regex ListeningLine();
-
     public int Pid => _process.Id;
+
+    public string StdOut
+    {
+        get
+        {
+            lock (_stdout)
+                return _stdout.ToString();
+        }
+    }
 
     public string StdErr
     {
@@ -37,7 +42,8 @@ internal sealed partial class ChildServer : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    public static async Task<ChildServer> StartAsync(string dataDirectory, int port)
+    // extraArgs follow the defaults below, so a later flag (e.g. another --log-level) wins.
+    public static async Task<ChildServer> StartAsync(string dataDirectory, int port, params string[] extraArgs)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "wayang.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing: the Host project is referenced, so its build output sits beside the tests");
@@ -50,7 +56,7 @@ internal sealed partial class ChildServer : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { dll, "serve", "--data-dir", dataDirectory, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--http-port", "-1", "--log-level", "warning" })
+        foreach (var arg in new[] { dll, "serve", "--data-dir", dataDirectory, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--http-port", "-1", "--log-level", "warning" }.Concat(extraArgs))
             info.ArgumentList.Add(arg);
         var child = new ChildServer(Process.Start(info)!);
         child._process.OutputDataReceived += (_, e) => Append(child._stdout, e.Data);
@@ -62,14 +68,7 @@ internal sealed partial class ChildServer : IAsyncDisposable
         return child;
     }
 
-    private bool Listening
-    {
-        get
-        {
-            lock (_stdout)
-                return ListeningLine().IsMatch(_stdout.ToString());
-        }
-    }
+    private bool Listening => ServeOutput.ListeningLine().IsMatch(StdOut);
 
     private static void Append(StringBuilder sb, string? line)
     {
@@ -79,9 +78,19 @@ internal sealed partial class ChildServer : IAsyncDisposable
             sb.AppendLine(line);
     }
 
-    public async Task KillAsync()
+    // SIGKILL: the crash a durable server must survive.
+    public Task KillAsync() => SignalAndWaitAsync(9);
+
+    // SIGTERM: a graceful stop; returns the exit code.
+    public async Task<int> TerminateAsync()
     {
-        Assert.Equal(0, Kill(_process.Id, 9));
+        await SignalAndWaitAsync(15);
+        return _process.ExitCode;
+    }
+
+    private async Task SignalAndWaitAsync(int signal)
+    {
+        Assert.Equal(0, Kill(_process.Id, signal));
         using var exited = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         await _process.WaitForExitAsync(exited.Token);
     }

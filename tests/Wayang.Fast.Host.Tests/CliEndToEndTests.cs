@@ -1,13 +1,9 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 
 namespace Wayang.Fast.Host.Tests;
 
 public sealed partial class CliEndToEndTests
 {
-    [GeneratedRegex(@"listening on (?<host>[^\s]+):(?<port>\d+) ")]
-    private static partial Regex ListeningLine();
-
     [GeneratedRegex(@"^  (?<key>\S+)$", RegexOptions.Multiline)]
     private static partial Regex BootstrapKeyLine();
 
@@ -28,10 +24,10 @@ public sealed partial class CliEndToEndTests
 
         try
         {
-            await Wait.UntilAsync(() => ListeningLine().IsMatch(serveRun.StdOut) || serving.IsCompleted, what: "serve printed its endpoint");
+            await Wait.UntilAsync(() => ServeOutput.ListeningLine().IsMatch(serveRun.StdOut) || serving.IsCompleted, what: "serve printed its endpoint");
             Assert.False(serving.IsCompleted, "serve exited early: " + serveRun.StdErr);
             var stdout = serveRun.StdOut;
-            var endpoint = ListeningLine().Match(stdout);
+            var endpoint = ServeOutput.ListeningLine().Match(stdout);
             var server = endpoint.Groups["host"].Value + ":" + endpoint.Groups["port"].Value;
             var adminKey = BootstrapKeyLine().Match(stdout).Groups["key"].Value;
             Assert.False(string.IsNullOrEmpty(adminKey), stdout);
@@ -107,73 +103,22 @@ public sealed partial class CliEndToEndTests
         if (OperatingSystem.IsWindows())
             return;
         using var data = new TempDirectory();
-        var dll = Path.Combine(AppContext.BaseDirectory, "wayang.dll");
-        Assert.True(File.Exists(dll), dll);
 
-        var (first, firstOut) = await RunServeUntilSigtermAsync(dll, data.Path);
+        var (first, firstOut) = await RunServeUntilSigtermAsync(data.Path);
         Assert.Equal(0, first);
         Assert.Contains("bootstrap admin key", firstOut, StringComparison.Ordinal);
 
         // Second start on the same data directory: the key is not shown again.
-        var (second, secondOut) = await RunServeUntilSigtermAsync(dll, data.Path);
+        var (second, secondOut) = await RunServeUntilSigtermAsync(data.Path);
         Assert.Equal(0, second);
-        Assert.Matches(ListeningLine(), secondOut);
+        Assert.Matches(ServeOutput.ListeningLine(), secondOut);
         Assert.DoesNotContain("bootstrap admin key", secondOut, StringComparison.Ordinal);
     }
 
-    private static async Task<(int ExitCode, string StdOut)> RunServeUntilSigtermAsync(string dll, string dataDirectory)
+    private static async Task<(int ExitCode, string StdOut)> RunServeUntilSigtermAsync(string dataDirectory)
     {
-        var info = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = dataDirectory,
-        };
-        foreach (var arg in new[] { dll, "serve", "--data-dir", Path.Combine(dataDirectory, "data"), "--port", "0", "--http-port", "-1", "--log-format", "json" })
-            info.ArgumentList.Add(arg);
-        using var process = Process.Start(info)!;
-        var stdout = new System.Text.StringBuilder();
-        var stderr = new System.Text.StringBuilder();
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                lock (stdout)
-                    stdout.AppendLine(e.Data);
-            }
-        };
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                lock (stderr)
-                    stderr.AppendLine(e.Data);
-            }
-        };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        string Out()
-        {
-            lock (stdout)
-                return stdout.ToString();
-        }
-        try
-        {
-            await Wait.UntilAsync(() => ListeningLine().IsMatch(Out()) || process.HasExited, TimeSpan.FromSeconds(90), "child serve started");
-            Assert.False(process.HasExited, "serve exited early: " + stderr);
-            Assert.Equal(0, Kill(process.Id, 15));
-            using var exited = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            await process.WaitForExitAsync(exited.Token);
-            return (process.ExitCode, Out());
-        }
-        finally
-        {
-            if (!process.HasExited)
-                process.Kill(entireProcessTree: true);
-        }
+        await using var child = await ChildServer.StartAsync(Path.Combine(dataDirectory, "data"), port: 0, "--log-format", "json");
+        int code = await child.TerminateAsync();
+        return (code, child.StdOut);
     }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
 }

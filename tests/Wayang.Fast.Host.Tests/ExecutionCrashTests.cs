@@ -37,7 +37,7 @@ public sealed class ExecutionCrashTests
     [Fact]
     public async Task Acknowledged_runs_survive_kill_9_once_each_and_complete_with_one_effect_per_node()
     {
-        using var data = new TempDataDirectory();
+        using var data = new TempDirectory("crash");
         int port = ChildServer.FreePort();
         var ledger = new Ledger();
         var acked = new ConcurrentDictionary<string, string>(StringComparer.Ordinal); // idempotency key -> run id
@@ -181,22 +181,6 @@ public sealed class ExecutionCrashTests
         {
             await host.DisposeAsync();
             await client.DisposeAsync();
-        }
-    }
-
-    private sealed class TempDataDirectory : IDisposable
-    {
-        public string Path { get; } = Directory.CreateTempSubdirectory("wayang-crash-").FullName;
-
-        public void Dispose()
-        {
-            try
-            {
-                Directory.Delete(Path, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
         }
     }
 }

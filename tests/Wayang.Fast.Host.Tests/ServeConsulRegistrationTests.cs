@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -12,11 +11,8 @@ namespace Wayang.Fast.Host.Tests;
 // `wayang serve` with Wayang:Discovery:Consul:Registration announces itself to the Consul agent (Consul cannot be
 // installed here: the agent is an in-test HTTP server following Consul's agent API), heartbeats its TTL check and
 // deregisters when it stops; a configured agent that cannot be reached fails the start.
-public sealed partial class ServeConsulRegistrationTests
+public sealed class ServeConsulRegistrationTests
 {
-    [GeneratedRegex(@"listening on (?<host>[^\s]+):(?<port>\d+) ")]
-    private static partial Regex ListeningLine();
-
     private sealed class FakeConsulAgent : IAsyncDisposable
     {
         private readonly WebApplication _app;
@@ -77,7 +73,7 @@ public sealed partial class ServeConsulRegistrationTests
         {
             await Wait.UntilAsync(() => !agent.Registered.IsEmpty || serving.IsCompleted, what: "serve registered with the agent");
             Assert.False(serving.IsCompleted, "serve exited early: " + run.StdErr);
-            int port = int.Parse(ListeningLine().Match(run.StdOut).Groups["port"].Value, System.Globalization.CultureInfo.InvariantCulture);
+            int port = int.Parse(ServeOutput.ListeningLine().Match(run.StdOut).Groups["port"].Value, System.Globalization.CultureInfo.InvariantCulture);
 
             var registered = Assert.Single(agent.Registered);
             Assert.Equal("wayang-test", registered.GetProperty("Name").GetString());

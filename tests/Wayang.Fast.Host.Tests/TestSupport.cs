@@ -1,3 +1,5 @@
+using System.Text.RegularExpressions;
+
 namespace Wayang.Fast.Host.Tests;
 
 // Runs the CLI entry point in-process with captured output.
@@ -57,4 +59,11 @@ internal static class Wait
             await Task.Delay(10);
         }
     }
+}
+
+// What `wayang serve` prints once it listens: "wayang <version> listening on <host>:<port> (http ...), ...".
+internal static partial class ServeOutput
+{
+    [GeneratedRegex(@"listening on (?<host>[^\s]+):(?<port>\d+) ")]
+    public static partial Regex ListeningLine();
 }
