@@ -52,16 +52,20 @@ internal static class ServeConfiguration
         }
     }
 
-    public static WayangServerOptions BindServerOptions(IConfiguration configuration)
+    public static WayangServerOptions BindServerOptions(IConfiguration configuration) =>
+        BindSection<WayangServerOptions>(configuration.GetSection(WayangServerOptions.SectionName), "server");
+
+    // A value the binder cannot convert is the operator's input: a usage error naming what was being configured.
+    public static T BindSection<T>(IConfigurationSection section, string what) where T : new()
     {
-        var options = new WayangServerOptions();
+        var options = new T();
         try
         {
-            configuration.GetSection(WayangServerOptions.SectionName).Bind(options);
+            section.Bind(options);
         }
         catch (InvalidOperationException e)
         {
-            throw new UsageException("Invalid server configuration: " + (e.InnerException?.Message ?? e.Message));
+            throw new UsageException($"Invalid {what} configuration: " + (e.InnerException?.Message ?? e.Message));
         }
         return options;
     }

@@ -157,15 +157,7 @@ public static partial class WayangCli
         var section = configuration.GetSection("Wayang:Discovery:Consul:Registration");
         if (!section.Exists())
             return null;
-        var options = new ConsulRegistrationOptions();
-        try
-        {
-            section.Bind(options);
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new UsageException("Invalid Consul registration configuration: " + (e.InnerException?.Message ?? e.Message));
-        }
+        var options = ServeConfiguration.BindSection<ConsulRegistrationOptions>(section, "Consul registration");
         if (options.ServicePort == 0)
             options.ServicePort = server.ProtocolEndPoint.Port;
         options.ServiceAddress ??= server.ProtocolEndPoint.Address.ToString();
