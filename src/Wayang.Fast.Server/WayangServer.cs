@@ -58,6 +58,7 @@ public sealed class WayangServer : IAsyncDisposable
         loggerFactory ??= NullLoggerFactory.Instance;
         var logger = loggerFactory.CreateLogger("Wayang.Fast.Server");
         var address = IPAddress.Parse(options.ListenAddress);
+        RaiseThreadPoolMinimum(options.EffectiveMinThreadPoolThreads);
 
         var storageOptions = new StorageOptions { DataDirectory = options.DataDirectory, Durability = options.Durability };
         options.ConfigureStorage?.Invoke(storageOptions);
@@ -105,6 +106,13 @@ public sealed class WayangServer : IAsyncDisposable
             }
             throw;
         }
+    }
+
+    private static void RaiseThreadPoolMinimum(int minWorkers)
+    {
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        if (minWorkers > workers)
+            ThreadPool.SetMinThreads(minWorkers, io);
     }
 
     private async Task StartHostAsync(IPAddress address, ILoggerFactory loggerFactory, CancellationToken ct)

@@ -39,6 +39,15 @@ public sealed class WayangServerOptions
     // hop per read (measured in bench/RESULTS.md). Turn it off when embedding plane code that might block.
     public bool InlineSocketScheduling { get; set; } = true;
 
+    // The thread pool's minimum worker count, raised (never lowered) at start. FASTER blocks pool threads: two during
+    // each journal commit (one waits on the commit-metadata write while another performs it), and every writer while
+    // the journal's in-memory tail is full and waiting for a flush. At the runtime default of one worker per core that
+    // starved a 2-core server into multi-second stalls under load, until the pool's starvation detector added threads
+    // (bench/RESULTS.md). Null = max(16, 2 x cores); 0 = leave the process's pool alone (embedders that manage it).
+    public int? MinThreadPoolThreads { get; set; }
+
+    internal int EffectiveMinThreadPoolThreads => MinThreadPoolThreads ?? Math.Max(16, 2 * Environment.ProcessorCount);
+
     // Tuning beyond DataDirectory/Durability (memory sizes, checkpoint cadence), applied before the store opens.
     public Action<StorageOptions>? ConfigureStorage { get; set; }
 
@@ -70,6 +79,8 @@ public sealed class WayangServerOptions
             throw new ArgumentOutOfRangeException(nameof(MaxPendingWriteBytes), MaxPendingWriteBytes, "Must be at least MaxFrameBytes.");
         if (IdleTimeout <= TimeSpan.Zero || HandshakeTimeout <= TimeSpan.Zero || ShutdownDrainTimeout < TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(IdleTimeout), "Timeouts must be positive.");
+        if (MinThreadPoolThreads is < 0 or > 32767)
+            throw new ArgumentOutOfRangeException(nameof(MinThreadPoolThreads), MinThreadPoolThreads, "Must be 0..32767.");
         if (DefaultInitialStreamCredit == 0 || DefaultInitialStreamCredit > Limits.MaxStreamCredit)
             throw new ArgumentOutOfRangeException(nameof(DefaultInitialStreamCredit), DefaultInitialStreamCredit, "Must be 1..1000000.");
         ValidateExecution(Execution ?? throw new ArgumentNullException(nameof(Execution)));

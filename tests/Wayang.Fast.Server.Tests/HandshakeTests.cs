@@ -35,6 +35,32 @@ public sealed class HandshakeTests
     }
 
     [Fact]
+    public async Task Start_raises_the_thread_pool_minimum_and_never_lowers_it()
+    {
+        // Process-wide: other servers in this test run raise it too, so only "at least" can be asserted.
+        await using (var server = await TestServer.StartAsync(o => o.MinThreadPoolThreads = 24))
+        {
+            ThreadPool.GetMinThreads(out int workers, out _);
+            Assert.True(workers >= 24, $"minimum worker threads {workers}");
+        }
+        await using (var server = await TestServer.StartAsync(o => o.MinThreadPoolThreads = 0))
+        {
+            ThreadPool.GetMinThreads(out int workers, out _);
+            Assert.True(workers >= 24, $"0 must leave the pool alone, found {workers}");
+        }
+        var dir = TestServer.NewDataDirectory();
+        try
+        {
+            await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => WayangServer.StartAsync(TestServer.Options(dir, o => o.MinThreadPoolThreads = -1)));
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+                Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Bootstrap_key_file_is_owner_only_and_holds_the_key()
     {
         await using var server = await TestServer.StartAsync();
