@@ -72,6 +72,20 @@ public class ExecutionEnumStabilityTests
     }
 
     [Fact]
+    public void SlaPriority_values_are_frozen()
+    {
+        Assert.Equal(typeof(byte), Enum.GetUnderlyingType(typeof(SlaPriority)));
+        AssertExactly<SlaPriority>(("Unspecified", 0), ("Low", 1), ("Normal", 2), ("High", 3), ("Critical", 4));
+    }
+
+    [Fact]
+    public void DeadlineMissPolicy_values_are_frozen()
+    {
+        Assert.Equal(typeof(byte), Enum.GetUnderlyingType(typeof(DeadlineMissPolicy)));
+        AssertExactly<DeadlineMissPolicy>(("Unspecified", 0), ("RunAnyway", 1), ("Fail", 2));
+    }
+
+    [Fact]
     public void NodeType_json_names_are_frozen() => AssertJsonNames(
         (NodeType.Unspecified, "UNSPECIFIED"), (NodeType.Task, "TASK"), (NodeType.Decision, "DECISION"),
         (NodeType.Parallel, "PARALLEL"), (NodeType.Join, "JOIN"), (NodeType.Wait, "WAIT"), (NodeType.Agent, "AGENT"));

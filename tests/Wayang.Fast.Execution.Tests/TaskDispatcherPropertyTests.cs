@@ -1,4 +1,5 @@
 using CsCheck;
+using Wayang.Fast.Common.Runs;
 using Wayang.Fast.Execution.Dispatch;
 using Wayang.Fast.Execution.Engine;
 
@@ -6,13 +7,15 @@ namespace Wayang.Fast.Execution.Tests;
 
 // Random sequences of dispatcher operations against a model kept on the test side. After every operation:
 // - no push exceeded min(credit, slots - in flight) and no task was leased twice at once (checked in TryPush);
-// - every task the factory saw was the head of its queue in the model (FIFO, front redelivery first);
+// - every task the factory saw was the head of its queue in the model (priority, then deadline, then FIFO with
+//   front redeliveries first);
 // - queue depths and executor credit / in-flight match the model;
 // - no queue head waits while a live executor with capacity could take it (so nothing is ever stranded).
 // At the end, executors with room for everything are added and every queue must drain.
 public sealed class TaskDispatcherPropertyTests
 {
     private static readonly string[] Tenants = ["a", "b"];
+    private static readonly SlaPriority[] Priorities = [SlaPriority.Unspecified, SlaPriority.High, SlaPriority.Low];
     private static readonly string[] Types = ["x", "y"];
     private static readonly string[][] TypeSets = [["x"], ["y"], ["x", "y"]];
     private static readonly Dictionary<string, string>?[] TaskLabels = [null, new() { ["zone"] = "1" }, new() { ["zone"] = "2" }];
@@ -29,7 +32,7 @@ public sealed class TaskDispatcherPropertyTests
     private sealed class Scenario
     {
         private readonly DispatchHarness _h = new();
-        private readonly Dictionary<(string Tenant, string Type), LinkedList<QueuedTask>> _queues = [];
+        private readonly Dictionary<(string Tenant, string Type), ModelQueue> _queues = [];
         private readonly DispatchHarness.TestExecutor?[] _slots = new DispatchHarness.TestExecutor?[6];
         private readonly Dictionary<DispatchHarness.TestExecutor, (bool Shared, string[] Types, Dictionary<string, string> Labels)> _config = [];
         private int _counter;
@@ -40,23 +43,23 @@ public sealed class TaskDispatcherPropertyTests
             foreach (var tenant in Tenants)
             {
                 foreach (var type in Types)
-                    _queues[(tenant, type)] = new LinkedList<QueuedTask>();
+                    _queues[(tenant, type)] = new ModelQueue();
             }
             _h.OnFactory = (task, stale) =>
             {
                 var queue = _queues[(task.TenantId, task.ExecutorType)];
-                if (queue.First?.Value.TaskId != task.TaskId)
-                    _h.Violations.Add($"factory saw {task.TaskId}, the model head is {queue.First?.Value.TaskId}");
+                if (queue.First?.TaskId != task.TaskId)
+                    _h.Violations.Add($"factory saw {task.TaskId}, the model head is {queue.First?.TaskId}");
                 else if (stale)
                     queue.RemoveFirst();
             };
             _h.OnPush = assignment =>
             {
                 var queue = _queues[(assignment.TenantId, assignment.ExecutorType)];
-                if (queue.First?.Value.TaskId == assignment.TaskId)
+                if (queue.First?.TaskId == assignment.TaskId)
                     queue.RemoveFirst();
                 else
-                    _h.Violations.Add($"pushed {assignment.TaskId}, the model head is {queue.First?.Value.TaskId}");
+                    _h.Violations.Add($"pushed {assignment.TaskId}, the model head is {queue.First?.TaskId}");
             };
         }
 
@@ -79,7 +82,7 @@ public sealed class TaskDispatcherPropertyTests
             Check("at the end");
             foreach (var ((tenant, type), queue) in _queues)
             {
-                Assert.Empty(queue);
+                Assert.Equal(0, queue.Count);
                 Assert.Equal(0, _h.Dispatcher.Depth(tenant, type));
             }
         }
@@ -91,6 +94,14 @@ public sealed class TaskDispatcherPropertyTests
                 case 0 or 1 or 2:
                 {
                     var task = DispatchHarness.Task(Tenants[a % 2], Types[b % 2], $"r{c % 4}", $"n{_counter++}", TaskLabels[b / 2 % 3]);
+                    // Random SLA: a third each of no tag, High, Low; deadlines on some (a few equal, to exercise ties).
+                    task = new QueuedTask
+                    {
+                        TenantId = task.TenantId, ExecutorType = task.ExecutorType, RunId = task.RunId, NodeId = task.NodeId,
+                        Attempt = task.Attempt, TaskId = task.TaskId, Labels = task.Labels,
+                        Priority = Priorities[(a / 2) % 3],
+                        DeadlineAtMs = (a / 6 % 3) switch { 0 => 0, 1 => 1_000 + (c % 3), _ => 500 + c },
+                    };
                     if (_counter % 11 == 5)
                         _h.Stale.Add(task.TaskId);
                     Enqueue(task, front: c % 5 == 0);
@@ -139,15 +150,7 @@ public sealed class TaskDispatcherPropertyTests
                     // The model first: RemoveRun dispatches what the removed heads uncover before it returns.
                     var run = $"r{a % 4}";
                     foreach (var queue in _queues.Values)
-                    {
-                        for (var node = queue.First; node is not null;)
-                        {
-                            var next = node.Next;
-                            if (node.Value.RunId == run)
-                                queue.Remove(node);
-                            node = next;
-                        }
-                    }
+                        queue.RemoveRun(run);
                     _h.RemoveRun(run);
                     break;
                 }
@@ -161,11 +164,7 @@ public sealed class TaskDispatcherPropertyTests
         private void Enqueue(QueuedTask task, bool front)
         {
             // The model first: Enqueue may push (or find it stale) at once.
-            var queue = _queues[(task.TenantId, task.ExecutorType)];
-            if (front)
-                queue.AddFirst(task);
-            else
-                queue.AddLast(task);
+            _queues[(task.TenantId, task.ExecutorType)].Add(task, front);
             _h.Dispatcher.Enqueue(task, front);
         }
 
@@ -191,8 +190,8 @@ public sealed class TaskDispatcherPropertyTests
                 foreach (var (executor, config) in _config)
                 {
                     var capacity = Math.Min(executor.Credit, executor.Slots - executor.InFlight);
-                    if (capacity > 0 && !executor.Fail && CanServe(executor, config, head.Value))
-                        Assert.Fail($"{when}: {head.Value.TaskId} waits while {executor.Id} has capacity {capacity}");
+                    if (capacity > 0 && !executor.Fail && CanServe(executor, config, head))
+                        Assert.Fail($"{when}: {head.TaskId} waits while {executor.Id} has capacity {capacity}");
                 }
             }
 
@@ -215,5 +214,46 @@ public sealed class TaskDispatcherPropertyTests
                 return false;
             return task.Labels is null || task.Labels.All(l => config.Labels.TryGetValue(l.Key, out var v) && v == l.Value);
         }
+    }
+
+    // The documented queue order, kept naively: highest priority, then earliest deadline (none last), then sequence
+    // (new tasks count up, front redeliveries count down).
+    private sealed class ModelQueue
+    {
+        private readonly List<(QueuedTask Task, long Sequence)> _items = [];
+        private long _back;
+        private long _front;
+
+        public int Count => _items.Count;
+
+        public void Add(QueuedTask task, bool front) => _items.Add((task, front ? --_front : ++_back));
+
+        public QueuedTask? First => _items.Count == 0 ? null : _items[IndexOfFirst()].Task;
+
+        public void RemoveRun(string runId) => _items.RemoveAll(item => item.Task.RunId == runId);
+
+        public void RemoveFirst() => _items.RemoveAt(IndexOfFirst());
+
+        private int IndexOfFirst()
+        {
+            var best = 0;
+            for (var i = 1; i < _items.Count; i++)
+            {
+                if (Key(_items[i]).CompareTo(Key(_items[best])) < 0)
+                    best = i;
+            }
+            return best;
+        }
+
+        private static (int, long, long) Key((QueuedTask Task, long Sequence) item) =>
+            (-Level(item.Task.Priority), item.Task.DeadlineAtMs > 0 ? item.Task.DeadlineAtMs : long.MaxValue, item.Sequence);
+
+        private static int Level(SlaPriority p) => p switch
+        {
+            SlaPriority.Low => 0,
+            SlaPriority.High => 2,
+            SlaPriority.Critical => 3,
+            _ => 1,
+        };
     }
 }

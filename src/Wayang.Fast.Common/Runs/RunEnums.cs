@@ -55,3 +55,25 @@ public enum RunEventType : byte
     NodeLeaseExpired = 18,
     NodeTimedOut = 19,
 }
+
+// A run's (or node's) priority class. Higher values dispatch first; within one class tenants share by weight and a
+// tenant's own tasks go earliest deadline first. Unspecified means Normal.
+public enum SlaPriority : byte
+{
+    Unspecified = 0,
+    Low = 1,
+    Normal = 2,
+    High = 3,
+    Critical = 4,
+}
+
+// What happens to a task whose deadline has passed when its turn to dispatch comes.
+public enum DeadlineMissPolicy : byte
+{
+    // Unspecified means RunAnyway.
+    Unspecified = 0,
+    // Dispatch it anyway and count the miss.
+    RunAnyway = 1,
+    // Count the miss and fail the attempt with DEADLINE_EXCEEDED (retries and the DLQ apply as for any failure).
+    Fail = 2,
+}

@@ -1,3 +1,4 @@
+using Wayang.Fast.Common.Runs;
 using Wayang.Fast.Execution.Engine;
 
 namespace Wayang.Fast.Execution.Dispatch;
@@ -14,10 +15,14 @@ internal enum EntryState : byte
     Removed,
 }
 
-internal sealed class TaskEntry(QueuedTask task, TaskQueue queue)
+internal sealed class TaskEntry(QueuedTask task, TaskQueue queue, long sequence)
 {
     public readonly QueuedTask Task = task;
     public readonly TaskQueue Queue = queue;
+    // Queue order: priority level, then deadline (none = last), then sequence (redeliveries below new work).
+    public readonly int Level = PriorityLevels.Of(task.Priority);
+    public readonly long Deadline = task.DeadlineAtMs > 0 ? task.DeadlineAtMs : long.MaxValue;
+    public readonly long Sequence = sequence;
     public EntryState State;
     public ExecutorHandle? Executor;
     public long LeaseExpiresAtMs;
@@ -59,12 +64,34 @@ internal sealed class RunTasks
     }
 }
 
-// One (tenant, executor type) queue: a FIFO ring buffer (front pushes for redeliveries) plus its links in the type's
-// round-robin ring of non-empty queues. Entries removed by RemoveRun stay in the buffer until they reach the front.
-internal sealed class TaskQueue(string tenantId, string executorType, TypeIndex type, ExecutorPool tenantPool)
+// Priority levels in dispatch order, lowest first: SlaPriority Low..Critical map to 0..3 (Unspecified = Normal).
+internal static class PriorityLevels
 {
-    private TaskEntry?[] _items = new TaskEntry?[8];
-    private int _head;
+    public const int Count = 4;
+
+    public static int Of(SlaPriority priority) => priority switch
+    {
+        SlaPriority.Low => 0,
+        SlaPriority.High => 2,
+        SlaPriority.Critical => 3,
+        _ => 1,
+    };
+}
+
+// A tenant's share of dispatch, shared by all its queues so a weight change applies at once and costs one write.
+internal sealed class TenantShare(string tenantId)
+{
+    public readonly string TenantId = tenantId;
+    public int Weight = 1;
+}
+
+// One (tenant, executor type) queue: a binary min-heap of entries by (priority level desc, deadline asc with none
+// last, sequence asc) -- highest priority first, earliest deadline first within it, FIFO among equals; redeliveries
+// get sequences below every new task so they go before newer work of their class. Entries removed by RemoveRun stay
+// in the heap until they surface at the top. The queue sits in its type's ring for the level of its head.
+internal sealed class TaskQueue(string tenantId, string executorType, TypeIndex type, ExecutorPool tenantPool, TenantShare share)
+{
+    private TaskEntry[] _heap = new TaskEntry[8];
     private int _count;
 
     public readonly string TenantId = tenantId;
@@ -72,83 +99,97 @@ internal sealed class TaskQueue(string tenantId, string executorType, TypeIndex 
     public readonly TypeIndex Type = type;
     // The tenant's own (non-shared) executors of this type, cached so placement needs no dictionary lookup.
     public readonly ExecutorPool TenantPool = tenantPool;
+    public readonly TenantShare Share = share;
 
     // Live (not removed) queued entries: Depth in O(1).
     public int Live;
     public int Leased;
 
-    public bool InRing;
-    // Scratch mark while one operation collects the queues whose head changed.
-    public bool Touched;
+    // The level ring this queue is in (-1: none), its links there, and its deficit-round-robin credit in that ring.
+    public int RingLevel = -1;
     public TaskQueue? RingNext;
     public TaskQueue? RingPrev;
+    public int Deficit;
+    // Scratch mark while one operation collects the queues whose head changed.
+    public bool Touched;
 
-    public void PushBack(TaskEntry entry)
+    public void Push(TaskEntry entry)
     {
-        Grow();
-        _items[(_head + _count) % _items.Length] = entry;
-        _count++;
+        if (_count == _heap.Length)
+            Array.Resize(ref _heap, _heap.Length * 2);
+        var index = _count++;
+        while (index > 0)
+        {
+            var parent = (index - 1) / 2;
+            if (Before(_heap[parent], entry))
+                break;
+            _heap[index] = _heap[parent];
+            index = parent;
+        }
+        _heap[index] = entry;
     }
 
-    public void PushFront(TaskEntry entry)
-    {
-        Grow();
-        _head = (_head - 1 + _items.Length) % _items.Length;
-        _items[_head] = entry;
-        _count++;
-    }
-
-    // The first live entry, discarding removed ones in front of it.
+    // The first live entry, discarding removed ones above it.
     public TaskEntry? PeekLive()
     {
         while (_count > 0)
         {
-            var entry = _items[_head]!;
-            if (entry.State == EntryState.Queued)
-                return entry;
-            PopFront();
+            var top = _heap[0];
+            if (top.State == EntryState.Queued)
+                return top;
+            Pop();
         }
         return null;
     }
 
-    public void PopFront()
+    public void Pop()
     {
-        _items[_head] = null;
-        _head = (_head + 1) % _items.Length;
-        _count--;
+        var last = _heap[--_count];
+        _heap[_count] = null!;
+        if (_count == 0)
+            return;
+        var index = 0;
+        while (true)
+        {
+            var child = (2 * index) + 1;
+            if (child >= _count)
+                break;
+            if (child + 1 < _count && Before(_heap[child + 1], _heap[child]))
+                child++;
+            if (Before(last, _heap[child]))
+                break;
+            _heap[index] = _heap[child];
+            index = child;
+        }
+        _heap[index] = last;
     }
 
     // Only removed entries are left (Live == 0): drop them all at once.
     public void ClearRemoved()
     {
-        Array.Clear(_items);
-        _head = 0;
+        Array.Clear(_heap, 0, _count);
         _count = 0;
     }
 
-    private void Grow()
+    public static bool Before(TaskEntry a, TaskEntry b)
     {
-        if (_count < _items.Length)
-            return;
-        var bigger = new TaskEntry?[_items.Length * 2];
-        for (var i = 0; i < _count; i++)
-            bigger[i] = _items[(_head + i) % _items.Length];
-        _items = bigger;
-        _head = 0;
+        if (a.Level != b.Level)
+            return a.Level > b.Level;
+        if (a.Deadline != b.Deadline)
+            return a.Deadline < b.Deadline;
+        return a.Sequence < b.Sequence;
     }
 }
 
-// Per executor type: the ring of non-empty queues (round-robin across tenants) and the pools of executors that have
-// capacity, so a decision looks at one queue and at most two pool tops, never at every queue or executor.
+// Per executor type: one ring per priority level of the queues whose head has that level (weighted deficit round
+// robin across tenants), and the pools of executors that have capacity, so a decision looks at one queue and at most
+// two pool tops, never at every queue or executor.
 internal sealed class TypeIndex(string executorType)
 {
     public readonly string ExecutorType = executorType;
     public readonly ExecutorPool Shared = new();
     public readonly Dictionary<string, ExecutorPool> TenantPools = new(StringComparer.Ordinal);
-
-    // The queue whose turn is next; new non-empty queues join just before it (the end of the current round).
-    public TaskQueue? Cursor;
-    public int RingCount;
+    public readonly LevelRing[] Rings = [new(), new(), new(), new()];
 
     public ExecutorPool PoolOf(string tenantId)
     {
@@ -160,18 +201,41 @@ internal sealed class TypeIndex(string executorType)
         return pool;
     }
 
-    public void AddToRing(TaskQueue queue)
+    // Puts the queue in the ring of its head's level (or in none when it holds nothing live). Called whenever the
+    // head may have changed; a queue that changes level starts the new ring with no credit.
+    public void Place(TaskQueue queue)
     {
-        if (queue.InRing)
+        var head = queue.Live > 0 ? queue.PeekLive() : null;
+        var level = head?.Level ?? -1;
+        if (queue.RingLevel == level)
             return;
-        queue.InRing = true;
-        RingCount++;
+        if (queue.RingLevel >= 0)
+            Rings[queue.RingLevel].Remove(queue);
+        if (level >= 0)
+            Rings[level].Add(queue, level);
+    }
+}
+
+// The queues of one priority level of one executor type, in deficit-round-robin order. The cursor's queue is the one
+// being served; on becoming the cursor a queue is credited its tenant's weight (not added to what it had: an idle or
+// blocked tenant banks nothing), and each dispatch from it costs 1. New queues join just before the cursor (the end of
+// the current round), so a newcomer waits at most one round: the sum of the other queues' weights in dispatches.
+internal sealed class LevelRing
+{
+    public TaskQueue? Cursor;
+    public int Count;
+
+    public void Add(TaskQueue queue, int level)
+    {
+        queue.RingLevel = level;
+        Count++;
         if (Cursor is null)
         {
             queue.RingNext = queue.RingPrev = queue;
-            Cursor = queue;
+            SetCursor(queue);
             return;
         }
+        queue.Deficit = 0;
         var last = Cursor.RingPrev!;
         queue.RingPrev = last;
         queue.RingNext = Cursor;
@@ -179,27 +243,36 @@ internal sealed class TypeIndex(string executorType)
         Cursor.RingPrev = queue;
     }
 
-    public void RemoveFromRing(TaskQueue queue)
+    public void Remove(TaskQueue queue)
     {
-        if (!queue.InRing)
-            return;
-        queue.InRing = false;
-        RingCount--;
-        if (RingCount == 0)
+        queue.RingLevel = -1;
+        queue.Deficit = 0;
+        Count--;
+        if (Count == 0)
         {
             Cursor = null;
         }
         else
         {
-            if (Cursor == queue)
-                Cursor = queue.RingNext;
             queue.RingPrev!.RingNext = queue.RingNext;
             queue.RingNext!.RingPrev = queue.RingPrev;
+            if (Cursor == queue)
+                SetCursor(queue.RingNext);
         }
         queue.RingNext = queue.RingPrev = null;
     }
 
-    public void Advance() => Cursor = Cursor?.RingNext;
+    public void Advance()
+    {
+        if (Cursor is not null)
+            SetCursor(Cursor.RingNext!);
+    }
+
+    private void SetCursor(TaskQueue queue)
+    {
+        Cursor = queue;
+        queue.Deficit = queue.Share.Weight;
+    }
 }
 
 // An executor's place in one pool (one per executor type it serves).

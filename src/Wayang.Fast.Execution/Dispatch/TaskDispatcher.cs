@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Wayang.Fast.Common;
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Common.Runs;
 using Wayang.Fast.Execution.Engine;
 
 namespace Wayang.Fast.Execution.Dispatch;
@@ -32,6 +33,10 @@ public sealed class QueuedTask
     // Labels the executor must carry (the node's labels), or null.
     public IReadOnlyDictionary<string, string>? Labels { get; init; }
     public long EnqueuedAtMs { get; init; }
+    // SLA: the priority class (Unspecified = Normal), the deadline (unix ms, 0 = none) and what a missed one means.
+    public SlaPriority Priority { get; init; }
+    public long DeadlineAtMs { get; init; }
+    public DeadlineMissPolicy OnDeadlineMiss { get; init; }
 }
 
 // The engine's hook to turn a queued task into the frame an executor receives (it reads the run's input, the
@@ -80,6 +85,10 @@ public sealed class TaskDispatcher
     private readonly List<ExecutorHandle> _freed = [];
 
     private long _sequence;
+    // Queue order among equals: new tasks count up, redeliveries count down (so they go first).
+    private long _taskSequence;
+    private long _frontSequence;
+    private readonly Dictionary<string, TenantShare> _shares = new(StringComparer.Ordinal);
     private long _dispatched;
     private long _leaseExpirations;
 
@@ -114,21 +123,32 @@ public sealed class TaskDispatcher
         if (exists)
             return;
         var queue = QueueOf(task.TenantId, task.ExecutorType);
-        var entry = new TaskEntry(task, queue);
+        var entry = new TaskEntry(task, queue, front ? --_frontSequence : ++_taskSequence);
         slot = entry;
         RunOf(task.RunId).Add(entry);
 
-        var wasEmpty = queue.Live == 0;
-        if (front)
-            queue.PushFront(entry);
-        else
-            queue.PushBack(entry);
+        queue.Push(entry);
         queue.Live++;
-        queue.Type.AddToRing(queue);
         // Only a new head can be placeable: every other head already waits for capacity that does not exist.
-        if (front || wasEmpty)
+        if (queue.PeekLive() == entry)
             Drain(queue);
     }
+
+    // A tenant's weight in fair share (1..MaxWeight): within a priority level, shared executors serve tenants' queues
+    // in proportion to their weights. Takes effect at the next turn of each of the tenant's queues.
+    public void SetTenantWeight(string tenantId, int weight)
+    {
+        ArgumentNullException.ThrowIfNull(tenantId);
+        ArgumentOutOfRangeException.ThrowIfLessThan(weight, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(weight, MaxWeight);
+        lock (_lock)
+        {
+            ApplyPostedLocked();
+            ShareOf(tenantId).Weight = weight;
+        }
+    }
+
+    public const int MaxWeight = 1000;
 
     // ---- Posted operations ----
     // The hot, fire-and-forget operations (Enqueue, PostRelease, GrantCredit) are posted to a queue, and the caller
@@ -397,14 +417,8 @@ public sealed class TaskDispatcher
             {
                 queue.Touched = false;
                 if (queue.Live == 0)
-                {
                     queue.ClearRemoved();
-                    queue.Type.RemoveFromRing(queue);
-                }
-                else
-                {
-                    Drain(queue);
-                }
+                Drain(queue);
             }
             _touched.Clear();
             OfferFreed();
@@ -555,31 +569,42 @@ public sealed class TaskDispatcher
         _walkTouched.Clear();
     }
 
+    // Highest level first; within a level, weighted deficit round robin over the tenants' queues (LevelRing).
     private void ServeRoundRobin(ExecutorHandle executor, TypeIndex type)
     {
-        // Stops after a full round with nothing this executor can take (heads with labels it lacks).
-        var misses = 0;
-        while (executor.Capacity > 0 && type.Cursor is { } queue && misses < type.RingCount)
+        for (var level = PriorityLevels.Count - 1; level >= 0 && executor.Capacity > 0; level--)
         {
-            var head = queue.PeekLive()!;
-            if (!executor.Carries(head.Task.Labels))
+            var ring = type.Rings[level];
+            // Stops after a full round with nothing this executor can take (heads with labels it lacks).
+            var misses = 0;
+            while (executor.Capacity > 0 && ring.Cursor is { } queue && misses < ring.Count)
             {
-                type.Advance();
-                misses++;
-                continue;
+                var head = queue.PeekLive();
+                if (head is null || head.Level != level)
+                {
+                    // Removed entries surfaced and uncovered a head of another level (or none): move the queue.
+                    type.Place(queue);
+                    continue;
+                }
+                if (!executor.Carries(head.Task.Labels))
+                {
+                    ring.Advance();
+                    misses++;
+                    continue;
+                }
+                var outcome = PushTo(executor, head);
+                if (outcome == Outcome.Closed)
+                    return;
+                Mark(queue, _walkTouched);
+                if (outcome == Outcome.Pushed)
+                {
+                    misses = 0;
+                    // A queue that emptied or changed level has left this ring (the cursor moved on with it).
+                    if (ring.Cursor == queue && --queue.Deficit <= 0)
+                        ring.Advance();
+                }
+                // Stale: the task was dropped without using the queue's credit.
             }
-            var outcome = PushTo(executor, head);
-            if (outcome == Outcome.Closed)
-                return;
-            Mark(queue, _walkTouched);
-            if (outcome == Outcome.Pushed)
-            {
-                misses = 0;
-                // An emptied queue already left the ring (the cursor moved on with it).
-                if (type.Cursor == queue)
-                    type.Advance();
-            }
-            // Stale: the task was dropped without using the queue's turn.
         }
     }
 
@@ -607,7 +632,8 @@ public sealed class TaskDispatcher
         NoExecutor,
     }
 
-    // Places the queue's heads until one has no executor (restores the invariant for this queue).
+    // Places the queue's heads until one has no executor (restores the invariant for this queue), and leaves the
+    // queue in the ring of its head's level.
     private void Drain(TaskQueue queue)
     {
         while (queue.PeekLive() is { } head)
@@ -620,8 +646,9 @@ public sealed class TaskDispatcher
             }
             while (outcome == Outcome.Closed);
             if (outcome == Outcome.NoExecutor)
-                return;
+                break;
         }
+        queue.Type.Place(queue);
     }
 
     // entry is its queue's head and executor has capacity and may serve it.
@@ -667,13 +694,11 @@ public sealed class TaskDispatcher
 
     private static void TakeHead(TaskQueue queue)
     {
-        queue.PopFront();
+        queue.Pop();
         queue.Live--;
         if (queue.Live == 0)
-        {
             queue.ClearRemoved();
-            queue.Type.RemoveFromRing(queue);
-        }
+        queue.Type.Place(queue);
     }
 
     // The lease ends (release, expiry, unregister): the slot is free, the task leaves the dispatcher. The caller
@@ -753,10 +778,16 @@ public sealed class TaskDispatcher
         if (!_queues.TryGetValue(key, out var queue))
         {
             var type = TypeOf(executorType);
-            queue = new TaskQueue(tenantId, executorType, type, type.PoolOf(tenantId));
+            queue = new TaskQueue(tenantId, executorType, type, type.PoolOf(tenantId), ShareOf(tenantId));
             _queues[key] = queue;
         }
         return queue;
+    }
+
+    private TenantShare ShareOf(string tenantId)
+    {
+        ref var share = ref CollectionsMarshal.GetValueRefOrAddDefault(_shares, tenantId, out _);
+        return share ??= new TenantShare(tenantId);
     }
 
     private TypeIndex TypeOf(string executorType)
