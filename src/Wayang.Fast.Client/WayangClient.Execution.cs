@@ -67,9 +67,25 @@ public sealed partial class WayangClient
         SubmitCoreAsync(workflowId, input is null ? [] : JsonSerializer.SerializeToUtf8Bytes(input, jsonOptions ?? JsonSerializerOptions.Web),
             idempotencyKey, version, timeout, ct);
 
-    private async Task<SubmitResult> SubmitCoreAsync(string workflowId, byte[] input, string? idempotencyKey, int version, TimeSpan? timeout, CancellationToken ct)
+    // With SLA tags: the run's priority class, deadline or latency budget and deadline-miss policy (README: Scheduling).
+    public Task<SubmitResult> SubmitRunAsync(string workflowId, string? inputJson, SubmitSla sla, string? idempotencyKey = null, int version = 0,
+        TimeSpan? timeout = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(sla);
+        return SubmitCoreAsync(workflowId, ExecutionMapping.Utf8(inputJson), idempotencyKey, version, timeout, ct, sla);
+    }
+
+    private async Task<SubmitResult> SubmitCoreAsync(string workflowId, byte[] input, string? idempotencyKey, int version, TimeSpan? timeout, CancellationToken ct,
+        SubmitSla? sla = null)
     {
         var request = new RunSubmitRequest { WorkflowId = workflowId, Version = version, InputJson = input, IdempotencyKey = idempotencyKey ?? "" };
+        if (sla is not null)
+        {
+            request.Priority = (int)sla.Priority;
+            request.DeadlineAtMs = sla.Deadline?.ToUnixTimeMilliseconds() ?? 0;
+            request.LatencyBudgetMs = sla.LatencyBudget is { } budget ? (long)budget.TotalMilliseconds : 0;
+            request.OnDeadlineMiss = (int)sla.OnDeadlineMiss;
+        }
         var reply = await CallAsync<RunSubmitRequest, RunSubmitResponse>(Opcode.RunSubmit, request, timeout, ct).ConfigureAwait(false);
         return new SubmitResult(reply.RunId ?? "", (RunStatus)reply.Status, reply.WorkflowVersion, reply.Replayed);
     }

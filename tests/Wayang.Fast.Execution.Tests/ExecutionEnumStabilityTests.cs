@@ -86,6 +86,15 @@ public class ExecutionEnumStabilityTests
     }
 
     [Fact]
+    public void SlaPriority_json_names_are_frozen() => AssertJsonNames(
+        (SlaPriority.Unspecified, "UNSPECIFIED"), (SlaPriority.Low, "LOW"), (SlaPriority.Normal, "NORMAL"), (SlaPriority.High, "HIGH"),
+        (SlaPriority.Critical, "CRITICAL"));
+
+    [Fact]
+    public void DeadlineMissPolicy_json_names_are_frozen() => AssertJsonNames(
+        (DeadlineMissPolicy.Unspecified, "UNSPECIFIED"), (DeadlineMissPolicy.RunAnyway, "RUN_ANYWAY"), (DeadlineMissPolicy.Fail, "FAIL"));
+
+    [Fact]
     public void NodeType_json_names_are_frozen() => AssertJsonNames(
         (NodeType.Unspecified, "UNSPECIFIED"), (NodeType.Task, "TASK"), (NodeType.Decision, "DECISION"),
         (NodeType.Parallel, "PARALLEL"), (NodeType.Join, "JOIN"), (NodeType.Wait, "WAIT"), (NodeType.Agent, "AGENT"));

@@ -1,4 +1,7 @@
+using System.Text.Json;
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Common.Runs;
+using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Execution.Definitions;
 using static Wayang.Fast.Execution.Tests.Workflows;
 
@@ -316,6 +319,49 @@ public class WorkflowValidatorTests
         var def = OneTask();
         def.DefaultRetry = new RetryPolicy { MaxAttempts = 0 };
         AssertInvalid(def, "", "defaultRetry.maxAttempts");
+    }
+
+    [Fact]
+    public void A_node_sla_parses_by_name_and_round_trips()
+    {
+        var def = Parse("""
+            { "id": "sla", "nodes": [ { "id": "start", "type": "TASK", "executorType": "worker",
+              "sla": { "priority": "CRITICAL", "latencyBudgetMs": 250, "onDeadlineMiss": "FAIL" } } ] }
+            """);
+        WorkflowValidator.Validate(def, Ctx);
+        var sla = def.Nodes[0].Sla!;
+        Assert.Equal((SlaPriority.Critical, 250L, DeadlineMissPolicy.Fail), (sla.Priority, sla.LatencyBudgetMs, sla.OnDeadlineMiss));
+        var json = JsonSerializer.Serialize(def, ExecutionJsonContext.Default.WorkflowDefinition);
+        Assert.Contains("\"priority\":\"CRITICAL\"", json, StringComparison.Ordinal);
+        Assert.Contains("\"onDeadlineMiss\":\"FAIL\"", json, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_node_sla_is_checked()
+    {
+        var budget = OneTask();
+        budget.Nodes[0].Sla = new NodeSla { LatencyBudgetMs = 0 };
+        AssertInvalid(budget, "start", "sla.latencyBudgetMs");
+
+        var priority = OneTask();
+        priority.Nodes[0].Sla = new NodeSla { Priority = SlaPriority.Unspecified };
+        AssertInvalid(priority, "start", "sla.priority");
+
+        var policy = OneTask();
+        policy.Nodes[0].Sla = new NodeSla { OnDeadlineMiss = (DeadlineMissPolicy)9 };
+        AssertInvalid(policy, "start", "sla.onDeadlineMiss");
+
+        var wait = WaitTimerFlow();
+        wait.Nodes.Single(n => n.Type == NodeType.Wait).Sla = new NodeSla { Priority = SlaPriority.High };
+        AssertInvalid(wait, wait.Nodes.Single(n => n.Type == NodeType.Wait).Id, "TASK nodes only");
+    }
+
+    [Fact]
+    public void An_unknown_sla_priority_name_is_refused()
+    {
+        Assert.ThrowsAny<Exception>(() => Parse("""
+            { "id": "sla", "nodes": [ { "id": "start", "type": "TASK", "executorType": "worker", "sla": { "priority": "URGENT" } } ] }
+            """));
     }
 
     [Theory]

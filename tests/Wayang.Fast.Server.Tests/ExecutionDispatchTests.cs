@@ -271,6 +271,36 @@ public partial class ExecutionDispatchTests
     }
 
     [Fact]
+    public async Task Sla_tags_on_submit_order_dispatch_and_a_late_FAIL_task_fails_and_is_counted_in_metrics()
+    {
+        await using var h = await ExecutionHarness.StartAsync();
+        await h.RegisterOneTaskAsync();
+        await using var dev = await h.ConnectAsync("developer");
+        // Deadline long past (unix ms 1), FAIL policy, HIGH priority: fails at its first turn.
+        var late = await dev.CallAsync<RunSubmitRequest, RunSubmitResponse>(Opcode.RunSubmit,
+            new RunSubmitRequest { WorkflowId = "one", Priority = 3, DeadlineAtMs = 1, OnDeadlineMiss = 2 });
+        var low = await dev.CallAsync<RunSubmitRequest, RunSubmitResponse>(Opcode.RunSubmit, new RunSubmitRequest { WorkflowId = "one", Priority = 1 });
+        var critical = await dev.CallAsync<RunSubmitRequest, RunSubmitResponse>(Opcode.RunSubmit, new RunSubmitRequest { WorkflowId = "one", Priority = 4 });
+        await dev.ExpectErrorAsync(Opcode.RunSubmit, new RunSubmitRequest { WorkflowId = "one", DeadlineAtMs = 5, LatencyBudgetMs = 5 }, ErrorCode.InvalidArgument);
+        await dev.ExpectErrorAsync(Opcode.RunSubmit, new RunSubmitRequest { WorkflowId = "one", Priority = 99 }, ErrorCode.InvalidArgument);
+
+        await using var exec = await h.ConnectAsync("executor");
+        uint stream = await exec.RegisterExecutorAsync("w1", slots: 1);
+        var first = await exec.NextTaskAsync(stream);
+        Assert.Equal(critical.RunId, first.RunId);
+        await exec.CompleteAsync(first);
+        await exec.CreditAsync(stream, 1);
+        var second = await exec.NextTaskAsync(stream);
+        Assert.Equal(low.RunId, second.RunId);
+
+        var run = await dev.CallAsync<RunGetRequest, RunDto>(Opcode.RunGet, new RunGetRequest { RunId = late.RunId });
+        Assert.Equal((int)RunStatus.Failed, run.Status);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{h.Server.Server.HttpEndPoint}") };
+        var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        Assert.Contains("wayang_execution_deadline_misses_total{tenant=\"acme\",priority=\"high\"} 1\n", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task QueueStats_and_metrics_show_queues_executors_and_counters()
     {
         await using var h = await ExecutionHarness.StartAsync();

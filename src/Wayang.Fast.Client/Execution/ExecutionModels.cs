@@ -13,6 +13,10 @@ public sealed record WorkflowInfo(string WorkflowId, int LatestVersion, IReadOnl
 // Replayed: the idempotency key matched an earlier submission, and RunId is that submission's run.
 public sealed record SubmitResult(string RunId, RunStatus Status, int Version, bool Replayed);
 
+// A run's SLA tags. Deadline and LatencyBudget are alternatives (the server refuses both); neither: no deadline.
+public sealed record SubmitSla(SlaPriority Priority = SlaPriority.Unspecified, DateTimeOffset? Deadline = null, TimeSpan? LatencyBudget = null,
+    DeadlineMissPolicy OnDeadlineMiss = DeadlineMissPolicy.Unspecified);
+
 public sealed record RunSummary(string RunId, string WorkflowId, int WorkflowVersion, RunStatus Status, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt)
 {
     public bool IsTerminal => RunStatuses.IsTerminal(Status);

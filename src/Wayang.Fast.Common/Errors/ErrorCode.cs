@@ -63,6 +63,7 @@ public enum ErrorCode
     RunStuck = 3015,
     TaskTimeout = 3016,
     TaskFailed = 3017,
+    DeadlineExceeded = 3018,
 
     // Storage and server
     StorageFormatTooNew = 5001,

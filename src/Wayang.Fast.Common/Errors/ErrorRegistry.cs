@@ -58,6 +58,7 @@ public static class ErrorRegistry
         new(ErrorCode.RunStuck, "RUN_STUCK", false, "The run can make no further progress."),
         new(ErrorCode.TaskTimeout, "TASK_TIMEOUT", true, "The task attempt exceeded its timeout."),
         new(ErrorCode.TaskFailed, "TASK_FAILED", false, "The task failed."),
+        new(ErrorCode.DeadlineExceeded, "DEADLINE_EXCEEDED", false, "The task's deadline passed before it was dispatched."),
 
         new(ErrorCode.StorageFormatTooNew, "STORAGE_FORMAT_TOO_NEW", false, "The data directory was written by a newer format version."),
         new(ErrorCode.StorageCorrupt, "STORAGE_CORRUPT", false, "The data directory is corrupt."),

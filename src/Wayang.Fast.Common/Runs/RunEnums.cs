@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Wayang.Fast.Common.Runs;
 
 // The run and node statuses and run event types: persisted inside run records by the execution plane and carried on
@@ -58,22 +60,25 @@ public enum RunEventType : byte
 
 // A run's (or node's) priority class. Higher values dispatch first; within one class tenants share by weight and a
 // tenant's own tasks go earliest deadline first. Unspecified means Normal.
+[JsonConverter(typeof(JsonStringEnumConverter<SlaPriority>))]
 public enum SlaPriority : byte
 {
-    Unspecified = 0,
-    Low = 1,
-    Normal = 2,
-    High = 3,
-    Critical = 4,
+    [JsonStringEnumMemberName("UNSPECIFIED")] Unspecified = 0,
+    [JsonStringEnumMemberName("LOW")] Low = 1,
+    [JsonStringEnumMemberName("NORMAL")] Normal = 2,
+    [JsonStringEnumMemberName("HIGH")] High = 3,
+    [JsonStringEnumMemberName("CRITICAL")] Critical = 4,
 }
 
 // What happens to a task whose deadline has passed when its turn to dispatch comes.
+[JsonConverter(typeof(JsonStringEnumConverter<DeadlineMissPolicy>))]
 public enum DeadlineMissPolicy : byte
 {
     // Unspecified means RunAnyway.
-    Unspecified = 0,
+    [JsonStringEnumMemberName("UNSPECIFIED")] Unspecified = 0,
     // Dispatch it anyway and count the miss.
-    RunAnyway = 1,
-    // Count the miss and fail the attempt with DEADLINE_EXCEEDED (retries and the DLQ apply as for any failure).
-    Fail = 2,
+    [JsonStringEnumMemberName("RUN_ANYWAY")] RunAnyway = 1,
+    // Count the miss and fail the attempt with DEADLINE_EXCEEDED without running it (not retried: a retry would be
+    // late too; FAILURE transitions and the DLQ apply).
+    [JsonStringEnumMemberName("FAIL")] Fail = 2,
 }

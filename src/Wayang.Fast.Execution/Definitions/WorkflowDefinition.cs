@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Wayang.Fast.Common.Runs;
 
 namespace Wayang.Fast.Execution.Definitions;
 
@@ -77,6 +78,19 @@ public sealed class NodeDefinition
 
     // TASK: executor labels the executor must carry (all of them, equal values).
     public Dictionary<string, string>? Labels { get; set; }
+
+    // TASK nodes: SLA tags that override the run's for this node's tasks.
+    public NodeSla? Sla { get; set; }
+}
+
+public sealed class NodeSla
+{
+    public SlaPriority? Priority { get; set; }
+
+    // The node's task must dispatch within this long of becoming ready (replaces the run's deadline for it).
+    public long? LatencyBudgetMs { get; set; }
+
+    public DeadlineMissPolicy? OnDeadlineMiss { get; set; }
 }
 
 public sealed class Transition

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Wayang.Fast.Common;
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Common.Runs;
 using Wayang.Fast.Execution.Planning;
 
 namespace Wayang.Fast.Execution.Definitions;
@@ -108,6 +109,18 @@ public static class WorkflowValidator
 
         if (node.TimeoutMs is { } timeout && timeout <= 0)
             throw Invalid(id, "timeoutMs must be greater than 0 when set");
+
+        if (node.Sla is { } sla)
+        {
+            if (node.Type != NodeType.Task)
+                throw Invalid(id, "sla applies to TASK nodes only");
+            if (sla.Priority is { } p && (p == SlaPriority.Unspecified || !Enum.IsDefined(p)))
+                throw Invalid(id, "sla.priority must be LOW, NORMAL, HIGH or CRITICAL");
+            if (sla.LatencyBudgetMs is { } budget && budget <= 0)
+                throw Invalid(id, "sla.latencyBudgetMs must be greater than 0 when set");
+            if (sla.OnDeadlineMiss is { } policy && (policy == DeadlineMissPolicy.Unspecified || !Enum.IsDefined(policy)))
+                throw Invalid(id, "sla.onDeadlineMiss must be RUN_ANYWAY or FAIL");
+        }
 
         if (node.Retry is { } retry)
             ValidateRetry(id, retry, "retry");

@@ -24,6 +24,7 @@ internal sealed class TaskEntry(QueuedTask task, TaskQueue queue, long sequence)
     public readonly long Deadline = task.DeadlineAtMs > 0 ? task.DeadlineAtMs : long.MaxValue;
     public readonly long Sequence = sequence;
     public EntryState State;
+    public bool MissCounted;
     public ExecutorHandle? Executor;
     public long LeaseExpiresAtMs;
 

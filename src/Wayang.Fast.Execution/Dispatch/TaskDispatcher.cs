@@ -85,6 +85,9 @@ public sealed class TaskDispatcher
     private readonly List<ExecutorHandle> _freed = [];
 
     private long _sequence;
+    private readonly Action<QueuedTask>? _onDeadlineFailed;
+    // Deadline misses by (tenant, priority level), counted when a late task reaches its turn.
+    private readonly Dictionary<(string TenantId, int Level), long> _deadlineMisses = [];
     // Queue order among equals: new tasks count up, redeliveries count down (so they go first).
     private long _taskSequence;
     private long _frontSequence;
@@ -92,8 +95,12 @@ public sealed class TaskDispatcher
     private long _dispatched;
     private long _leaseExpirations;
 
-    public TaskDispatcher(ExecutionOptions options, TimeProvider time, AssignmentFactory assign)
+    // onDeadlineFailed: a task under the FAIL deadline-miss policy reached its turn after its deadline; it has left the
+    // dispatcher and the callee fails its attempt. Called under the dispatcher's lock: it must only hand the task off
+    // (queue work elsewhere), never call back in.
+    public TaskDispatcher(ExecutionOptions options, TimeProvider time, AssignmentFactory assign, Action<QueuedTask>? onDeadlineFailed = null)
     {
+        _onDeadlineFailed = onDeadlineFailed;
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(time);
         ArgumentNullException.ThrowIfNull(assign);
@@ -504,12 +511,26 @@ public sealed class TaskDispatcher
     public long Dispatched => Interlocked.Read(ref _dispatched);
     public long LeaseExpirations => Interlocked.Read(ref _leaseExpirations);
 
-    // ---- the policy (issue 4 replaces it: priorities, deadlines, weighted fair share) ----
+    // (tenant, priority, misses) for /metrics.
+    public IReadOnlyList<(string TenantId, SlaPriority Priority, long Misses)> DeadlineMisses()
+    {
+        lock (_lock)
+        {
+            ApplyPostedLocked();
+            var list = new List<(string, SlaPriority, long)>(_deadlineMisses.Count);
+            foreach (var ((tenant, level), misses) in _deadlineMisses)
+                list.Add((tenant, (SlaPriority)(level + 1), misses));
+            return list;
+        }
+    }
+
+    // ---- the policy: priority levels, earliest deadline first within a tenant, weighted fair share between tenants ----
     // Which executor takes a task: the least loaded (in flight / slots, ties to the earliest registered) among the
     // ready executors allowed to serve it: the task tenant's own executors of its type and the shared ones.
-    // Which task an executor takes when it frees capacity: a tenant's own executor takes its tenant's queue in FIFO
-    // order; a shared executor goes round-robin over the type's non-empty queues (one task per queue per turn), so
-    // a tenant with a deep backlog cannot starve the others.
+    // Which task an executor takes when it frees capacity: a tenant's own executor takes its tenant's queue in queue
+    // order (priority, then deadline, then FIFO); a shared executor serves the highest priority level that has work,
+    // and within it the tenants' queues by weighted deficit round robin (LevelRing), so a tenant with a deep backlog
+    // delays another tenant's task by at most the sum of the other tenants' weights in dispatches.
 
     private ExecutorHandle? SelectExecutor(TaskEntry entry)
     {
@@ -654,7 +675,10 @@ public sealed class TaskDispatcher
     // entry is its queue's head and executor has capacity and may serve it.
     private Outcome PushTo(ExecutorHandle executor, TaskEntry entry)
     {
-        var expiresAt = NowMs() + _leaseMs;
+        var now = NowMs();
+        if (entry.Deadline < now && DeadlineMissed(entry))
+            return Outcome.Stale;
+        var expiresAt = now + _leaseMs;
         var assignment = _assign(entry.Task, executor.ExecutorId, expiresAt);
         if (assignment is null)
         {
@@ -690,6 +714,24 @@ public sealed class TaskDispatcher
         _expiries.Enqueue(entry, expiresAt);
         _dispatched++;
         return Outcome.Pushed;
+    }
+
+    // A late task reached its turn: count the miss once (a redelivery of it is not a new miss), and under the FAIL
+    // policy take it out and hand it to the engine. Returns true when the task left.
+    private bool DeadlineMissed(TaskEntry entry)
+    {
+        if (!entry.MissCounted)
+        {
+            entry.MissCounted = true;
+            ref var misses = ref CollectionsMarshal.GetValueRefOrAddDefault(_deadlineMisses, (entry.Task.TenantId, entry.Level), out _);
+            misses++;
+        }
+        if (entry.Task.OnDeadlineMiss != DeadlineMissPolicy.Fail || _onDeadlineFailed is null)
+            return false;
+        TakeHead(entry.Queue);
+        Forget(entry);
+        _onDeadlineFailed(entry.Task);
+        return true;
     }
 
     private static void TakeHead(TaskQueue queue)

@@ -7,7 +7,12 @@ namespace Wayang.Fast.Execution.Engine;
 
 // The engine's request and result shapes: what the server maps frames to and from. Plain data, no MessagePack.
 
-public sealed record SubmitRunRequest(string WorkflowId, int Version, JsonElement? Input, string? IdempotencyKey);
+public sealed record SubmitRunRequest(string WorkflowId, int Version, JsonElement? Input, string? IdempotencyKey, RunSla? Sla = null);
+
+// A run's SLA tags, inherited by its tasks unless a node's own `sla` overrides them. DeadlineAtMs (unix ms) and
+// LatencyBudgetMs (from submission) are alternatives; neither: no deadline.
+public sealed record RunSla(SlaPriority Priority = SlaPriority.Unspecified, long DeadlineAtMs = 0, long LatencyBudgetMs = 0,
+    DeadlineMissPolicy OnDeadlineMiss = DeadlineMissPolicy.Unspecified);
 
 // Replayed: the idempotency key matched an earlier submission and this is that submission's run.
 public sealed record SubmitRunResult(string RunId, RunStatus Status, int WorkflowVersion, bool Replayed);
@@ -52,7 +57,11 @@ public sealed record QueueStat(string TenantId, string ExecutorType, int Depth, 
 
 public sealed record ExecutorStat(string ExecutorId, string TenantId, bool Shared, IReadOnlyList<string> ExecutorTypes, int Slots, int InFlight, int Credit, long LastHeartbeatMs);
 
-public sealed record ExecutionStats(IReadOnlyList<QueueStat> Queues, IReadOnlyList<ExecutorStat> Executors, long RunsActive, long TasksDispatched, long TasksCompleted, long TasksFailed, long TasksRetried, long DeadLettered, long LeaseExpirations);
+public sealed record ExecutionStats(IReadOnlyList<QueueStat> Queues, IReadOnlyList<ExecutorStat> Executors, long RunsActive, long TasksDispatched, long TasksCompleted, long TasksFailed, long TasksRetried, long DeadLettered, long LeaseExpirations)
+{
+    // (tenant, priority, count): tasks that reached their turn to dispatch after their SLA deadline.
+    public IReadOnlyList<(string TenantId, SlaPriority Priority, long Misses)> DeadlineMisses { get; init; } = [];
+}
 
 public sealed record DeadLetterFilter(string? WorkflowId = null, string? NodeId = null, string? ErrorCode = null, long? FromMs = null, long? ToMs = null, int Limit = 100);
 

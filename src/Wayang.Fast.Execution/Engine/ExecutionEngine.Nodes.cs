@@ -22,6 +22,7 @@ public sealed partial class ExecutionEngine
     // attempt is ATTEMPT_SUPERSEDED, not a duplicate: no result of the executor's was ever accepted for it.
     internal const string AttemptTimedOutMessage = "The attempt exceeded its timeout.";
     private static readonly string TaskTimeoutName = ErrorRegistry.NameOf(ErrorCode.TaskTimeout);
+    private static readonly string DeadlineExceededName = ErrorRegistry.NameOf(ErrorCode.DeadlineExceeded);
     private static readonly string TaskFailedName = ErrorRegistry.NameOf(ErrorCode.TaskFailed);
     private static readonly string RunStuckName = ErrorRegistry.NameOf(ErrorCode.RunStuck);
 
@@ -146,6 +147,10 @@ public sealed partial class ExecutionEngine
         TaskId = TaskIdOf(entry.State.RunId, node.NodeId, node.Attempt),
         Labels = def.Labels,
         EnqueuedAtMs = now,
+        // The node's SLA overrides the run's, field by field; a node latency budget counts from now (ready).
+        Priority = def.Sla?.Priority ?? entry.State.Priority,
+        DeadlineAtMs = def.Sla?.LatencyBudgetMs is { } budget ? now + budget : entry.State.DeadlineAtMs,
+        OnDeadlineMiss = def.Sla?.OnDeadlineMiss ?? entry.State.OnDeadlineMiss,
     };
 
     // WAIT: a signal that already arrived is consumed at once (its payload is the output); otherwise the node stays
@@ -777,6 +782,31 @@ public sealed partial class ExecutionEngine
             ApplyAttemptLocked(entry, index, node, deadline.Attempt, false, null, TaskTimeoutName, AttemptTimedOutMessage, retryable: true, timedOut: true, now, ref fx);
             if (entry.Workflow.Nodes[index].Type == NodeType.Task)
                 fx.AddRelease(TaskIdOf(state.RunId, deadline.NodeId, deadline.Attempt));
+            AdvanceLocked(entry, now, ref fx);
+            write = PersistLocked(entry, now, ref fx);
+        }
+        FinishChange(entry, write, fx);
+    }
+
+    // The dispatcher took a task out whose SLA deadline had passed (FAIL policy): its attempt fails without running.
+    private void OnDeadlineMissed(QueuedTask task)
+    {
+        if (!TryGetActive(task.RunId, out var entry))
+            return;
+        long now = NowMs;
+        Effects fx = default;
+        Task write;
+        lock (entry.Gate)
+        {
+            var state = entry.State;
+            if (entry.Removed || state.IsTerminal || !state.Nodes.TryGetValue(task.NodeId, out var node)
+                || node.Attempt != task.Attempt || node.Status != NodeStatus.Queued)
+            {
+                return;
+            }
+            int index = entry.Workflow.IndexOf[task.NodeId];
+            ApplyAttemptLocked(entry, index, node, task.Attempt, false, null, DeadlineExceededName,
+                $"The task's deadline ({task.DeadlineAtMs}) passed before it was dispatched.", retryable: false, timedOut: false, now, ref fx);
             AdvanceLocked(entry, now, ref fx);
             write = PersistLocked(entry, now, ref fx);
         }

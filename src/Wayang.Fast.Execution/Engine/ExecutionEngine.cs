@@ -76,7 +76,9 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
         _defaultTimeoutMs = (long)options.DefaultTaskTimeout.TotalMilliseconds;
         _tokenGraceMs = (long)options.TokenGrace.TotalMilliseconds;
         _retentionMs = (long)options.IdempotencyRetention.TotalMilliseconds;
-        _dispatcher = new TaskDispatcher(options, time, AssignTask);
+        // A late task under the FAIL policy is failed off the dispatcher's lock (see the lock rule there).
+        _dispatcher = new TaskDispatcher(options, time, AssignTask,
+            task => ThreadPool.UnsafeQueueUserWorkItem(static s => s.Engine.OnDeadlineMissed(s.Task), (Engine: this, Task: task), preferLocal: false));
         _timers = new EngineTimers(time, this, logger, options.LeaseDuration);
     }
 
@@ -161,12 +163,13 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
                 ? $"Workflow '{request.WorkflowId}' does not exist."
                 : $"Workflow '{request.WorkflowId}' version {request.Version} does not exist.");
         var input = ValidateInput(workflow, request.Input);
+        ValidateSla(request.Sla);
         var info = InfoOf(workflow);
         if (key is not null)
             return SubmitIdempotentAsync(tenantId, request, workflow, info, input, key, cancellationToken);
 
         CheckQueues(tenantId, info);
-        var entry = CreateRun(tenantId, NewRunId(), workflow, info, input, null, out var write, out var effects);
+        var entry = CreateRun(tenantId, NewRunId(), workflow, info, input, null, request.Sla, out var write, out var effects);
         if (write.IsCompletedSuccessfully)
         {
             AfterDurable(entry, ref effects);
@@ -209,12 +212,12 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
             {
                 if (!string.Equals(record.RequestHash, hash, StringComparison.Ordinal))
                     throw new WayangException(ErrorCode.IdempotencyKeyConflict, $"Idempotency key '{key}' was used for a different request.");
-                return await ReplaySubmissionAsync(tenantId, record, workflow, info, input, key).ConfigureAwait(false);
+                return await ReplaySubmissionAsync(tenantId, record, workflow, info, input, key, request.Sla).ConfigureAwait(false);
             }
 
             CheckQueues(tenantId, info);
             var newRecord = new IdempotencyRecord { RunId = NewRunId(), RequestHash = hash, CreatedAtMs = now };
-            var entry = CreateRun(tenantId, newRecord.RunId, workflow, info, input, key, out var write, out var effects, storeKey, newRecord);
+            var entry = CreateRun(tenantId, newRecord.RunId, workflow, info, input, key, request.Sla, out var write, out var effects, storeKey, newRecord);
             await write.ConfigureAwait(false);
             AfterDurable(entry, ref effects);
             return new SubmitRunResult(entry.State.RunId, StatusOf(entry), workflow.Version, false);
@@ -227,7 +230,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
     }
 
     private async ValueTask<SubmitRunResult> ReplaySubmissionAsync(string tenantId, IdempotencyRecord record, CompiledWorkflow workflow, WorkflowInfo info,
-        JsonElement? input, string key)
+        JsonElement? input, string key, RunSla? sla)
     {
         if (TryGetActive(record.RunId, out var active))
         {
@@ -249,7 +252,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
 
         // The key's record is durable but the run's is not: a crash fell between the two writes, and the client never
         // got an answer. Create the run now under the recorded id.
-        var entry = CreateRun(tenantId, record.RunId, workflow, info, input, key, out var write, out var effects);
+        var entry = CreateRun(tenantId, record.RunId, workflow, info, input, key, sla, out var write, out var effects);
         await write.ConfigureAwait(false);
         AfterDurable(entry, ref effects);
         return new SubmitRunResult(record.RunId, StatusOf(entry), workflow.Version, true);
@@ -323,6 +326,20 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
         return Convert.ToHexStringLower(digest);
     }
 
+    private static void ValidateSla(RunSla? sla)
+    {
+        if (sla is null)
+            return;
+        if (!Enum.IsDefined(sla.Priority))
+            throw new WayangException(ErrorCode.InvalidArgument, $"Unknown SLA priority {(int)sla.Priority}.");
+        if (!Enum.IsDefined(sla.OnDeadlineMiss))
+            throw new WayangException(ErrorCode.InvalidArgument, $"Unknown deadline-miss policy {(int)sla.OnDeadlineMiss}.");
+        if (sla.DeadlineAtMs < 0 || sla.LatencyBudgetMs < 0)
+            throw new WayangException(ErrorCode.InvalidArgument, "An SLA deadline and latency budget cannot be negative.");
+        if (sla.DeadlineAtMs > 0 && sla.LatencyBudgetMs > 0)
+            throw new WayangException(ErrorCode.InvalidArgument, "Give an SLA deadline or a latency budget, not both.");
+    }
+
     private void CheckQueues(string tenantId, WorkflowInfo info)
     {
         foreach (var type in info.EntryTaskTypes)
@@ -336,7 +353,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
     }
 
     // Builds the run, plans it, issues its writes (the idempotency record first, when there is one) and publishes it.
-    private RunEntry CreateRun(string tenantId, string runId, CompiledWorkflow workflow, WorkflowInfo info, JsonElement? input, string? key,
+    private RunEntry CreateRun(string tenantId, string runId, CompiledWorkflow workflow, WorkflowInfo info, JsonElement? input, string? key, RunSla? sla,
         out Task write, out Effects effects, byte[]? idempotencyStoreKey = null, IdempotencyRecord? idempotencyRecord = null)
     {
         long now = NowMs;
@@ -350,6 +367,9 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
             // The request's document belongs to the caller: keep a copy.
             Input = input?.Clone(),
             IdempotencyKey = key,
+            Priority = sla?.Priority ?? SlaPriority.Unspecified,
+            DeadlineAtMs = sla is null ? 0 : sla.DeadlineAtMs > 0 ? sla.DeadlineAtMs : sla.LatencyBudgetMs > 0 ? now + sla.LatencyBudgetMs : 0,
+            OnDeadlineMiss = sla?.OnDeadlineMiss ?? DeadlineMissPolicy.Unspecified,
             CreatedAtMs = now,
             UpdatedAtMs = now,
         };
@@ -516,7 +536,10 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
             }
         }
         return new ExecutionStats(queues, executors, active, _dispatcher.Dispatched, Interlocked.Read(ref _tasksCompleted), Interlocked.Read(ref _tasksFailed),
-            Interlocked.Read(ref _tasksRetried), Interlocked.Read(ref _deadLettered), _dispatcher.LeaseExpirations);
+            Interlocked.Read(ref _tasksRetried), Interlocked.Read(ref _deadLettered), _dispatcher.LeaseExpirations)
+        {
+            DeadlineMisses = _dispatcher.DeadlineMisses(),
+        };
     }
 
     // ---- idempotency sweep ----

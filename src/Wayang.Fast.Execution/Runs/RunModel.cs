@@ -17,6 +17,10 @@ public sealed class RunState
     public JsonElement? Input { get; set; }
     public JsonElement? Output { get; set; }
     public string? IdempotencyKey { get; set; }
+    // SLA tags (see RunSla); the deadline is absolute here (a latency budget was resolved at submission).
+    public SlaPriority Priority { get; set; }
+    public long DeadlineAtMs { get; set; }
+    public DeadlineMissPolicy OnDeadlineMiss { get; set; }
     public long CreatedAtMs { get; set; }
     public long UpdatedAtMs { get; set; }
     public long? FinishedAtMs { get; set; }

@@ -57,6 +57,13 @@ public sealed class RunSubmitRequest
     [Key(2)] public byte[] InputJson { get; set; } = [];
     // Empty: no idempotency. Scoped to the tenant, remembered for the server's retention window (default 24 h).
     [Key(3)] public string IdempotencyKey { get; set; } = "";
+    // SLA tags (0 = unset): priority class (SlaPriority: 1 LOW .. 4 CRITICAL; unset = NORMAL), an absolute deadline
+    // (unix ms) or a latency budget from submission (ms) -- not both -- and the deadline-miss policy
+    // (DeadlineMissPolicy: 1 RUN_ANYWAY, 2 FAIL; unset = RUN_ANYWAY). Tasks inherit them unless a node's `sla` overrides.
+    [Key(4)] public int Priority { get; set; }
+    [Key(5)] public long DeadlineAtMs { get; set; }
+    [Key(6)] public long LatencyBudgetMs { get; set; }
+    [Key(7)] public int OnDeadlineMiss { get; set; }
 }
 
 [MessagePackObject]

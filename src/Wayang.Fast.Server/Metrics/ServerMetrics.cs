@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Common.Runs;
 using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Server.Sessions;
 
@@ -133,6 +134,12 @@ internal sealed class ServerMetrics
         Counter(sb, "wayang_execution_tasks_retried_total", "Retries scheduled after a failed attempt.", stats.TasksRetried);
         Counter(sb, "wayang_execution_dead_lettered_total", "Tasks moved to the dead-letter queue.", stats.DeadLettered);
         Counter(sb, "wayang_execution_lease_expirations_total", "Leases that expired without a result (the task was redelivered).", stats.LeaseExpirations);
+        Header(sb, "wayang_execution_deadline_misses_total", "Tasks that reached their turn to dispatch after their SLA deadline.", "counter");
+        foreach (var (tenant, priority, misses) in stats.DeadlineMisses)
+        {
+            sb.Append("wayang_execution_deadline_misses_total{tenant=\"").Append(Escape(tenant)).Append("\",priority=\"")
+              .Append(PriorityLabel(priority)).Append("\"} ").Append(misses.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        }
     }
 
     private static void QueueSample(StringBuilder sb, string name, string tenant, string executorType, long value) =>
@@ -143,6 +150,14 @@ internal sealed class ServerMetrics
         sb.Append(name).Append("{tenant=\"").Append(Escape(e.TenantId)).Append("\",executor=\"").Append(Escape(e.ExecutorId))
           .Append("\",shared=\"").Append(e.Shared ? "true" : "false").Append("\"} ")
           .Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
+
+    private static string PriorityLabel(SlaPriority priority) => priority switch
+    {
+        SlaPriority.Low => "low",
+        SlaPriority.High => "high",
+        SlaPriority.Critical => "critical",
+        _ => "normal",
+    };
 
     // Prometheus label values escape backslash, double quote and line feed.
     private static string Escape(string value) =>

@@ -176,7 +176,12 @@ internal sealed partial class Session
             throw new WayangException(ErrorCode.InvalidArgument, "Version must be 0 (the latest) or a version number.");
         var input = ParseJson(request.InputJson, nameof(RunSubmitRequest.InputJson));
         var key = string.IsNullOrEmpty(request.IdempotencyKey) ? null : request.IdempotencyKey;
-        var submit = new SubmitRunRequest(request.WorkflowId ?? "", request.Version, input, key);
+        if (request.Priority is < 0 or > byte.MaxValue || request.OnDeadlineMiss is < 0 or > byte.MaxValue)
+            throw new WayangException(ErrorCode.InvalidArgument, "Priority and OnDeadlineMiss are small enum values (see protocol-spec).");
+        RunSla? sla = request.Priority == 0 && request.DeadlineAtMs == 0 && request.LatencyBudgetMs == 0 && request.OnDeadlineMiss == 0
+            ? null
+            : new RunSla((SlaPriority)request.Priority, request.DeadlineAtMs, request.LatencyBudgetMs, (DeadlineMissPolicy)request.OnDeadlineMiss);
+        var submit = new SubmitRunRequest(request.WorkflowId ?? "", request.Version, input, key, sla);
         StartUnary(streamId, opcode, start, submit, static async (s, r, ct) =>
         {
             var result = await s.Engine.SubmitAsync(s.Tenant, r, ct).ConfigureAwait(false);
