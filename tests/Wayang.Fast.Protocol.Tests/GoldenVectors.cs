@@ -192,15 +192,16 @@ internal static class GoldenVectors
                 Assert.Equal("acme", m.TenantId);
                 Assert.Equal("Acme Corp", m.DisplayName);
             }),
-        Message("request-run-submit", "REQUEST opcode RunSubmit (0x0210) on stream 13: run the latest version (0) of workflow order with a JSON input (a bin of UTF-8 JSON) and an idempotency key.",
+        Message("request-run-submit", "REQUEST opcode RunSubmit (0x0210) on stream 13: run the latest version (0) of workflow order with a JSON input (a bin of UTF-8 JSON), an idempotency key and SLA tags: priority HIGH (3), no absolute deadline, a 2,000 ms latency budget, deadline-miss policy FAIL (2).",
             FrameType.Request, 13, Opcode.RunSubmit,
-            new RunSubmitRequest { WorkflowId = "order", Version = 0, InputJson = "{\"orderId\":42}"u8.ToArray(), IdempotencyKey = "order-42" },
+            new RunSubmitRequest { WorkflowId = "order", Version = 0, InputJson = "{\"orderId\":42}"u8.ToArray(), IdempotencyKey = "order-42", Priority = 3, LatencyBudgetMs = 2000, OnDeadlineMiss = 2 },
             m =>
             {
                 Assert.Equal("order", m.WorkflowId);
                 Assert.Equal(0, m.Version);
                 Assert.Equal("{\"orderId\":42}"u8.ToArray(), m.InputJson);
                 Assert.Equal("order-42", m.IdempotencyKey);
+                Assert.Equal((3, 0L, 2000L, 2), (m.Priority, m.DeadlineAtMs, m.LatencyBudgetMs, m.OnDeadlineMiss));
             }),
         Message("stream-executor-task", "STREAM item of ExecutorRegister (0x0220) on stream 15: one task pushed to an executor. Consumes one credit; an empty bin is JSON null.",
             FrameType.Stream, 15, Opcode.ExecutorRegister,

@@ -147,6 +147,23 @@ public class ExecutionMessageCodecTests
     }
 
     [Fact]
+    public void A_RunSubmitRequest_from_before_the_SLA_fields_decodes_with_them_unset()
+    {
+        // ["order", 0, bin{}, "k"]: what issue-3 clients send (4 fields).
+        var writer = new System.Buffers.ArrayBufferWriter<byte>();
+        var w = new MessagePackWriter(writer);
+        w.WriteArrayHeader(4);
+        w.Write("order");
+        w.Write(0);
+        w.Write("{}"u8);
+        w.Write("k");
+        w.Flush();
+        var old = MessagePackSerializer.Deserialize<RunSubmitRequest>(writer.WrittenMemory, WireOptions.Untrusted);
+        Assert.Equal(("order", "k"), (old.WorkflowId, old.IdempotencyKey));
+        Assert.Equal((0, 0L, 0L, 0), (old.Priority, old.DeadlineAtMs, old.LatencyBudgetMs, old.OnDeadlineMiss));
+    }
+
+    [Fact]
     public void RunDto_round_trips_with_nodes_attempts_and_events()
     {
         var back = RoundTrip(new RunDto

@@ -15,18 +15,37 @@ internal enum EntryState : byte
     Removed,
 }
 
-internal sealed class TaskEntry(QueuedTask task, TaskQueue queue, long sequence)
+// Pooled by the dispatcher once its lease ends (nothing references it then), so steady dispatch allocates nothing.
+internal sealed class TaskEntry
 {
-    public readonly QueuedTask Task = task;
-    public readonly TaskQueue Queue = queue;
+    public QueuedTask Task = null!;
+    public TaskQueue Queue = null!;
     // Queue order: priority level, then deadline (none = last), then sequence (redeliveries below new work).
-    public readonly int Level = PriorityLevels.Of(task.Priority);
-    public readonly long Deadline = task.DeadlineAtMs > 0 ? task.DeadlineAtMs : long.MaxValue;
-    public readonly long Sequence = sequence;
+    public int Level;
+    public long Deadline;
+    public long Sequence;
     public EntryState State;
     public bool MissCounted;
     public ExecutorHandle? Executor;
     public long LeaseExpiresAtMs;
+
+    // The dispatcher's list of all leases in expiry order (every lease lasts the same, so appending keeps it sorted).
+    public TaskEntry? LeasePrev;
+    public TaskEntry? LeaseNext;
+
+    public TaskEntry Init(QueuedTask task, TaskQueue queue, long sequence)
+    {
+        Task = task;
+        Queue = queue;
+        Level = PriorityLevels.Of(task.Priority);
+        Deadline = task.DeadlineAtMs > 0 ? task.DeadlineAtMs : long.MaxValue;
+        Sequence = sequence;
+        State = EntryState.Queued;
+        MissCounted = false;
+        Executor = null;
+        LeaseExpiresAtMs = 0;
+        return this;
+    }
 
     // The executor's lease list (Heartbeat renews it, Unregister returns it).
     public TaskEntry? ExecPrev;

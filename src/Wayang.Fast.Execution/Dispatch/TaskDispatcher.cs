@@ -72,9 +72,14 @@ public sealed class TaskDispatcher
     private readonly Dictionary<string, TaskEntry> _tasks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, RunTasks> _runs = new(StringComparer.Ordinal);
     private readonly Dictionary<ExecutorKey, ExecutorHandle> _executors = [];
-    // Lease expiries, lazily maintained: a released lease's item is skipped when it surfaces, a renewed one is
-    // pushed back with its new expiry then (so a heartbeat touches no heap).
-    private readonly PriorityQueue<TaskEntry, long> _expiries = new();
+    // Every lease, oldest expiry first: a lease is appended when pushed or renewed, and every lease lasts LeaseDuration,
+    // so the list stays in expiry order (a wall clock stepping back only delays expiries by the step). O(1) per change.
+    private TaskEntry? _leaseHead;
+    private TaskEntry? _leaseTail;
+    // Entries and run lists whose task left the dispatcher, for reuse (bounded so a burst's worth is not kept forever).
+    private readonly Stack<TaskEntry> _entryPool = new();
+    private readonly Stack<RunTasks> _runPool = new();
+    private const int MaxPooled = 4096;
     // Posted operations waiting for the combiner, and whether a thread is combining (see "Posted operations").
     private readonly System.Collections.Concurrent.ConcurrentQueue<PostedOp> _posted = new();
     private int _combining;
@@ -130,7 +135,7 @@ public sealed class TaskDispatcher
         if (exists)
             return;
         var queue = QueueOf(task.TenantId, task.ExecutorType);
-        var entry = new TaskEntry(task, queue, front ? --_frontSequence : ++_taskSequence);
+        var entry = (_entryPool.TryPop(out var pooled) ? pooled : new TaskEntry()).Init(task, queue, front ? --_frontSequence : ++_taskSequence);
         slot = entry;
         RunOf(task.RunId).Add(entry);
 
@@ -332,7 +337,11 @@ public sealed class TaskDispatcher
                 return (0, expiresAt);
             executor.LastHeartbeatMs = now;
             for (var entry = executor.FirstLease; entry is not null; entry = entry.ExecNext)
+            {
                 entry.LeaseExpiresAtMs = expiresAt;
+                UnlinkLease(entry);
+                LinkLease(entry);
+            }
             return (executor.LeaseCount, expiresAt);
         }
     }
@@ -410,6 +419,7 @@ public sealed class TaskDispatcher
                 {
                     var executor = entry.Executor!;
                     executor.RemoveLease(entry);
+                    UnlinkLease(entry);
                     executor.InFlight--;
                     queue.Leased--;
                     entry.State = EntryState.Removed;
@@ -440,21 +450,12 @@ public sealed class TaskDispatcher
         {
             ApplyPostedLocked();
             List<QueuedTask>? expired = null;
-            while (_expiries.TryPeek(out var entry, out var at) && at <= nowMs)
+            while (_leaseHead is { } entry && entry.LeaseExpiresAtMs <= nowMs)
             {
-                _expiries.Dequeue();
-                if (entry.State != EntryState.Leased)
-                    continue;
-                if (entry.LeaseExpiresAtMs != at)
-                {
-                    // Renewed by a heartbeat since this item was pushed.
-                    _expiries.Enqueue(entry, entry.LeaseExpiresAtMs);
-                    continue;
-                }
                 var executor = entry.Executor!;
+                (expired ??= []).Add(entry.Task);
                 EndLease(entry);
                 _leaseExpirations++;
-                (expired ??= []).Add(entry.Task);
                 Mark(executor);
             }
             OfferFreed();
@@ -470,15 +471,7 @@ public sealed class TaskDispatcher
             lock (_lock)
             {
                 ApplyPostedLocked();
-                while (_expiries.TryPeek(out var entry, out var at))
-                {
-                    if (entry.State == EntryState.Leased && entry.LeaseExpiresAtMs == at)
-                        return at;
-                    _expiries.Dequeue();
-                    if (entry.State == EntryState.Leased)
-                        _expiries.Enqueue(entry, entry.LeaseExpiresAtMs);
-                }
-                return long.MaxValue;
+                return _leaseHead?.LeaseExpiresAtMs ?? long.MaxValue;
             }
         }
     }
@@ -711,7 +704,7 @@ public sealed class TaskDispatcher
         executor.InFlight++;
         executor.Credit--;
         UpdatePools(executor);
-        _expiries.Enqueue(entry, expiresAt);
+        LinkLease(entry);
         _dispatched++;
         return Outcome.Pushed;
     }
@@ -745,13 +738,18 @@ public sealed class TaskDispatcher
 
     // The lease ends (release, expiry, unregister): the slot is free, the task leaves the dispatcher. The caller
     // updates the executor's pools.
+    // The entry is reused afterwards: the caller must not touch it after this returns.
     private void EndLease(TaskEntry entry)
     {
         var executor = entry.Executor!;
         executor.RemoveLease(entry);
+        UnlinkLease(entry);
         executor.InFlight--;
         entry.Queue.Leased--;
         Forget(entry);
+        // A leased entry is in no queue heap (it was popped to be pushed), so nothing refers to it any more.
+        if (_entryPool.Count < MaxPooled)
+            _entryPool.Push(entry);
     }
 
     private void Forget(TaskEntry entry)
@@ -763,8 +761,36 @@ public sealed class TaskDispatcher
         {
             run.Remove(entry);
             if (run.First is null)
+            {
                 _runs.Remove(entry.Task.RunId);
+                if (_runPool.Count < MaxPooled)
+                    _runPool.Push(run);
+            }
         }
+    }
+
+    private void LinkLease(TaskEntry entry)
+    {
+        entry.LeaseNext = null;
+        entry.LeasePrev = _leaseTail;
+        if (_leaseTail is null)
+            _leaseHead = entry;
+        else
+            _leaseTail.LeaseNext = entry;
+        _leaseTail = entry;
+    }
+
+    private void UnlinkLease(TaskEntry entry)
+    {
+        if (entry.LeasePrev is null)
+            _leaseHead = entry.LeaseNext;
+        else
+            entry.LeasePrev.LeaseNext = entry.LeaseNext;
+        if (entry.LeaseNext is null)
+            _leaseTail = entry.LeasePrev;
+        else
+            entry.LeaseNext.LeasePrev = entry.LeasePrev;
+        entry.LeasePrev = entry.LeaseNext = null;
     }
 
     // Keeps the executor in its pools exactly while it can take a task, at its current load.
@@ -845,7 +871,7 @@ public sealed class TaskDispatcher
     private RunTasks RunOf(string runId)
     {
         ref var run = ref CollectionsMarshal.GetValueRefOrAddDefault(_runs, runId, out _);
-        return run ??= new RunTasks();
+        return run ??= _runPool.TryPop(out var pooled) ? pooled : new RunTasks();
     }
 
     private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
