@@ -235,6 +235,53 @@ public sealed class SchedulingTests
         h.AssertNoViolations();
     }
 
+    [Fact]
+    public void A_tenant_at_its_concurrency_limit_keeps_its_tasks_queued_and_others_go_ahead()
+    {
+        var h = new DispatchHarness();
+        h.Dispatcher.SetTenantSchedule("capped", weight: 1, maxConcurrent: 2);
+        for (var i = 0; i < 5; i++)
+            h.Dispatcher.Enqueue(Sla("capped", "rc", $"n{i}"));
+        var e = h.Register("system", "pool", slots: 10, ["x"], shared: true);
+        Assert.Equal(2, e.Received.Count);
+        Assert.Equal(3, h.Dispatcher.Depth("capped", "x"));
+
+        // Another tenant is not held back by it.
+        h.Dispatcher.Enqueue(Sla("free", "rf", "n0"));
+        Assert.Equal(3, e.Received.Count);
+
+        // A lease of the capped tenant ends: exactly one more of its tasks goes.
+        h.Release(e.Received[0].TaskId);
+        Assert.Equal(4, e.Received.Count);
+        Assert.Equal(2, h.Dispatcher.Depth("capped", "x"));
+
+        // Raising the limit releases the rest at once; nothing was dropped.
+        h.Dispatcher.SetTenantSchedule("capped", weight: 1, maxConcurrent: 0);
+        Assert.Equal(6, e.Received.Count);
+        Assert.Equal(0, h.Dispatcher.Depth("capped", "x"));
+        Assert.Equal(5, e.Received.Count(t => t.TenantId == "capped"));
+        h.AssertNoViolations();
+    }
+
+    [Fact]
+    public void An_own_executor_also_respects_the_tenants_concurrency_limit()
+    {
+        var h = new DispatchHarness();
+        h.Dispatcher.SetTenantSchedule("capped", weight: 1, maxConcurrent: 1);
+        var e = h.Register("capped", "own", slots: 4, ["x"]);
+        h.Dispatcher.Enqueue(Sla("capped", "r", "a"));
+        h.Dispatcher.Enqueue(Sla("capped", "r", "b"));
+        Assert.Single(e.Received);
+        h.Expire();
+        h.Time.Advance(TimeSpan.FromMinutes(1));
+        var expired = h.Expire();
+        Assert.Single(expired);
+        // The expired lease freed the tenant's only concurrency slot: the next queued task went out.
+        Assert.Equal(2, e.Received.Count);
+        Assert.Equal("r:b:1", e.Received[1].TaskId);
+        h.AssertNoViolations();
+    }
+
     private static int LongestRun(bool[] values, bool value)
     {
         int longest = 0, current = 0;

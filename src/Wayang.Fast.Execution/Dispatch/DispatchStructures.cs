@@ -103,6 +103,14 @@ internal sealed class TenantShare(string tenantId)
 {
     public readonly string TenantId = tenantId;
     public int Weight = 1;
+    // 0 = no limit. At the limit the tenant's queues are passed over (tasks stay queued) until one of its leases ends.
+    public int MaxConcurrent;
+    // Across all the tenant's queues; Queued is read without the lock for admission.
+    public int Queued;
+    public int Leased;
+    public readonly List<TaskQueue> Queues = [];
+
+    public bool AtConcurrencyLimit => MaxConcurrent > 0 && Leased >= MaxConcurrent;
 }
 
 // One (tenant, executor type) queue: a binary min-heap of entries by (priority level desc, deadline asc with none

@@ -88,6 +88,7 @@ public sealed class TaskDispatcher
     private readonly List<TaskQueue> _walkTouched = [];
     private readonly List<TaskQueue> _touched = [];
     private readonly List<ExecutorHandle> _freed = [];
+    private readonly List<TenantShare> _unblocked = [];
 
     private long _sequence;
     private readonly Action<QueuedTask>? _onDeadlineFailed;
@@ -141,6 +142,7 @@ public sealed class TaskDispatcher
 
         queue.Push(entry);
         queue.Live++;
+        queue.Share.Queued++;
         // Only a new head can be placeable: every other head already waits for capacity that does not exist.
         if (queue.PeekLive() == entry)
             Drain(queue);
@@ -161,6 +163,37 @@ public sealed class TaskDispatcher
     }
 
     public const int MaxWeight = 1000;
+
+    // A tenant's dispatch settings: weight (see SetTenantWeight) and the most tasks it may have leased at once
+    // (0 = no limit; beyond it its tasks stay queued, never dropped).
+    public void SetTenantSchedule(string tenantId, int weight, int maxConcurrent)
+    {
+        ArgumentNullException.ThrowIfNull(tenantId);
+        ArgumentOutOfRangeException.ThrowIfLessThan(weight, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(weight, MaxWeight);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxConcurrent);
+        lock (_lock)
+        {
+            ApplyPostedLocked();
+            var share = ShareOf(tenantId);
+            share.Weight = weight;
+            share.MaxConcurrent = maxConcurrent;
+            // A raised (or removed) limit may free work now.
+            if (!share.AtConcurrencyLimit)
+                _unblocked.Add(share);
+            DrainUnblocked();
+        }
+    }
+
+    // Queued tasks of a tenant across its queues: the submission check for its queued limit (asked only for tenants
+    // that have one, so the common submission path does not take the lock).
+    public int TenantQueued(string tenantId)
+    {
+        lock (_lock)
+        {
+            return _shares.TryGetValue(tenantId, out var share) ? share.Queued : 0;
+        }
+    }
 
     // ---- Posted operations ----
     // The hot, fire-and-forget operations (Enqueue, PostRelease, GrantCredit) are posted to a queue, and the caller
@@ -285,6 +318,7 @@ public sealed class TaskDispatcher
                 held.Add(entry.Task);
                 EndLease(entry);
             }
+            DrainUnblocked();
             return held;
         }
     }
@@ -372,6 +406,7 @@ public sealed class TaskDispatcher
         EndLease(entry);
         UpdatePools(executor);
         OnCapacity(executor);
+        DrainUnblocked();
         return true;
     }
 
@@ -413,6 +448,7 @@ public sealed class TaskDispatcher
                     // Left in the queue's buffer and skipped when it reaches the front.
                     entry.State = EntryState.Removed;
                     queue.Live--;
+                    queue.Share.Queued--;
                     Mark(queue, _touched);
                 }
                 else if (entry.State == EntryState.Leased)
@@ -422,6 +458,7 @@ public sealed class TaskDispatcher
                     UnlinkLease(entry);
                     executor.InFlight--;
                     queue.Leased--;
+                    LeaseEnded(queue.Share);
                     entry.State = EntryState.Removed;
                     (leased ??= []).Add(entry.Task.TaskId);
                     Mark(executor);
@@ -600,7 +637,8 @@ public sealed class TaskDispatcher
                     type.Place(queue);
                     continue;
                 }
-                if (!executor.Carries(head.Task.Labels))
+                // A tenant at its concurrency limit is passed over like a head this executor cannot take.
+                if (queue.Share.AtConcurrencyLimit || !executor.Carries(head.Task.Labels))
                 {
                     ring.Advance();
                     misses++;
@@ -626,7 +664,7 @@ public sealed class TaskDispatcher
     {
         if (!_queues.TryGetValue(new QueueKey(executor.TenantId, type.ExecutorType), out var queue))
             return;
-        while (executor.Capacity > 0 && queue.PeekLive() is { } head && executor.Carries(head.Task.Labels))
+        while (executor.Capacity > 0 && !queue.Share.AtConcurrencyLimit && queue.PeekLive() is { } head && executor.Carries(head.Task.Labels))
         {
             if (PushTo(executor, head) == Outcome.Closed)
                 return;
@@ -650,7 +688,7 @@ public sealed class TaskDispatcher
     // queue in the ring of its head's level.
     private void Drain(TaskQueue queue)
     {
-        while (queue.PeekLive() is { } head)
+        while (!queue.Share.AtConcurrencyLimit && queue.PeekLive() is { } head)
         {
             Outcome outcome;
             do
@@ -701,6 +739,7 @@ public sealed class TaskDispatcher
         entry.LeaseExpiresAtMs = expiresAt;
         executor.AddLease(entry);
         entry.Queue.Leased++;
+        entry.Queue.Share.Leased++;
         executor.InFlight++;
         executor.Credit--;
         UpdatePools(executor);
@@ -731,6 +770,7 @@ public sealed class TaskDispatcher
     {
         queue.Pop();
         queue.Live--;
+        queue.Share.Queued--;
         if (queue.Live == 0)
             queue.ClearRemoved();
         queue.Type.Place(queue);
@@ -746,6 +786,7 @@ public sealed class TaskDispatcher
         UnlinkLease(entry);
         executor.InFlight--;
         entry.Queue.Leased--;
+        LeaseEnded(entry.Queue.Share);
         Forget(entry);
         // A leased entry is in no queue heap (it was popped to be pushed), so nothing refers to it any more.
         if (_entryPool.Count < MaxPooled)
@@ -838,6 +879,28 @@ public sealed class TaskDispatcher
             OnCapacity(executor);
         }
         _freed.Clear();
+        DrainUnblocked();
+    }
+
+    // A lease of a tenant at its concurrency limit ended: its queues may dispatch again (after the caller's update).
+    private void LeaseEnded(TenantShare share)
+    {
+        share.Leased--;
+        if (share.MaxConcurrent > 0 && share.Leased == share.MaxConcurrent - 1 && !_unblocked.Contains(share))
+            _unblocked.Add(share);
+    }
+
+    private void DrainUnblocked()
+    {
+        for (var i = 0; i < _unblocked.Count; i++)
+        {
+            foreach (var queue in _unblocked[i].Queues)
+            {
+                if (queue.Live > 0)
+                    Drain(queue);
+            }
+        }
+        _unblocked.Clear();
     }
 
     private TaskQueue QueueOf(string tenantId, string executorType)
@@ -846,7 +909,9 @@ public sealed class TaskDispatcher
         if (!_queues.TryGetValue(key, out var queue))
         {
             var type = TypeOf(executorType);
-            queue = new TaskQueue(tenantId, executorType, type, type.PoolOf(tenantId), ShareOf(tenantId));
+            var share = ShareOf(tenantId);
+            queue = new TaskQueue(tenantId, executorType, type, type.PoolOf(tenantId), share);
+            share.Queues.Add(queue);
             _queues[key] = queue;
         }
         return queue;
