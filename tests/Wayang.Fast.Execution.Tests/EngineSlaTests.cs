@@ -154,4 +154,79 @@ public sealed class EngineSlaTests
         Assert.Equal("DEADLINE_EXCEEDED", Assert.Single(failed.Nodes["start"].Attempts).ErrorCode);
         Assert.Equal(2, executor.Pushed.Count);
     }
+
+    [Fact]
+    public async Task A_tenants_queued_limit_refuses_submissions_with_retry_after_and_frees_as_tasks_go()
+    {
+        await using var h = await EngineHarness.StartAsync();
+        await h.RegisterAsync(OneTask());
+        await h.Engine.SetTenantScheduleAsync(new TenantSchedule(EngineHarness.Tenant, MaxQueued: 2));
+        await h.SubmitAsync("one-task");
+        await h.SubmitAsync("one-task");
+
+        var ex = await Assert.ThrowsAsync<WayangException>(() => h.SubmitAsync("one-task"));
+        Assert.Equal(ErrorCode.TenantQueueLimit, ex.Error.Code);
+        Assert.True(ex.Error.RetryAfterMs > 0);
+
+        var executor = h.Connect(slots: 1);
+        await executor.NextAsync();
+        await h.SubmitAsync("one-task");
+    }
+
+    [Fact]
+    public async Task A_tenants_submission_rate_is_limited_with_the_time_to_the_next_token()
+    {
+        await using var h = await EngineHarness.StartAsync();
+        await h.RegisterAsync(OneTask());
+        await h.Engine.SetTenantScheduleAsync(new TenantSchedule(EngineHarness.Tenant, MaxSubmitsPerSecond: 4));
+        for (var i = 0; i < 4; i++)
+            await h.SubmitAsync("one-task");
+
+        var ex = await Assert.ThrowsAsync<WayangException>(() => h.SubmitAsync("one-task"));
+        Assert.Equal(ErrorCode.TenantRateLimited, ex.Error.Code);
+        Assert.Equal(250, ex.Error.RetryAfterMs);
+        // Other tenants are not affected.
+        await h.RegisterAsync(OneTask(), tenant: "other");
+        await h.SubmitAsync("one-task", tenant: "other");
+
+        h.AdvanceMs(250);
+        await h.SubmitAsync("one-task");
+    }
+
+    [Fact]
+    public async Task Bad_schedules_are_INVALID_ARGUMENT()
+    {
+        await using var h = await EngineHarness.StartAsync();
+        foreach (var bad in new[] { new TenantSchedule(""), new TenantSchedule("t", Weight: 0), new TenantSchedule("t", Weight: 1001), new TenantSchedule("t", MaxQueued: -1) })
+        {
+            var ex = await Assert.ThrowsAsync<WayangException>(() => h.Engine.SetTenantScheduleAsync(bad).AsTask());
+            Assert.Equal(ErrorCode.InvalidArgument, ex.Error.Code);
+        }
+    }
+
+    [Fact]
+    public async Task Schedules_are_durable_and_apply_again_after_a_restart()
+    {
+        using var dir = new TempDirectory("engine-sched");
+        var options = new ExecutionOptions { TokenSigningKey = null };
+        FakeTimeProvider time;
+        await using (var h = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null)))
+        {
+            time = h.Time;
+            await h.RegisterAsync(OneTask());
+            await h.Engine.SetTenantScheduleAsync(new TenantSchedule(EngineHarness.Tenant, Weight: 3, MaxConcurrent: 1));
+            for (var i = 0; i < 3; i++)
+                await h.SubmitAsync("one-task");
+        }
+
+        await using var reopened = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null), time: time);
+        Assert.Equal(new TenantSchedule(EngineHarness.Tenant, 3, 1), Assert.Single(reopened.Engine.GetTenantSchedules()));
+        // The concurrency limit holds for the recovered tasks: one at a time although the executor has 5 slots.
+        var executor = reopened.Connect(slots: 5);
+        var first = await executor.NextAsync();
+        Assert.Equal(0, executor.Untaken);
+        await reopened.SucceedAsync(executor, first);
+        await executor.NextAsync();
+        Assert.Equal(0, executor.Untaken);
+    }
 }

@@ -59,7 +59,7 @@ public class PersistedEnumTests
         ("QueueFull", 3005), ("IdempotencyKeyConflict", 3006), ("TaskTokenInvalid", 3007), ("TaskTokenExpired", 3008),
         ("AttemptSuperseded", 3009), ("ExecutorExists", 3010), ("ExecutorNotRegistered", 3011), ("AgentUnavailable", 3012),
         ("DeadLetterNotFound", 3013), ("RunInputInvalid", 3014), ("RunStuck", 3015), ("TaskTimeout", 3016), ("TaskFailed", 3017),
-        ("DeadlineExceeded", 3018),
+        ("DeadlineExceeded", 3018), ("TenantQueueLimit", 3019), ("TenantRateLimited", 3020),
         ("StorageFormatTooNew", 5001), ("StorageCorrupt", 5002), ("StorageIo", 5003), ("StorageLocked", 5004),
         ("ConnectionClosed", 6001), ("ClientTimeout", 6002), ("NotConnected", 6003));
 

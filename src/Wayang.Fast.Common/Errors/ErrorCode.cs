@@ -64,6 +64,8 @@ public enum ErrorCode
     TaskTimeout = 3016,
     TaskFailed = 3017,
     DeadlineExceeded = 3018,
+    TenantQueueLimit = 3019,
+    TenantRateLimited = 3020,
 
     // Storage and server
     StorageFormatTooNew = 5001,

@@ -59,6 +59,8 @@ public static class ErrorRegistry
         new(ErrorCode.TaskTimeout, "TASK_TIMEOUT", true, "The task attempt exceeded its timeout."),
         new(ErrorCode.TaskFailed, "TASK_FAILED", false, "The task failed."),
         new(ErrorCode.DeadlineExceeded, "DEADLINE_EXCEEDED", false, "The task's deadline passed before it was dispatched."),
+        new(ErrorCode.TenantQueueLimit, "TENANT_QUEUE_LIMIT", true, "The tenant has as many tasks queued as its limit allows."),
+        new(ErrorCode.TenantRateLimited, "TENANT_RATE_LIMITED", true, "The tenant's submission rate limit is exceeded."),
 
         new(ErrorCode.StorageFormatTooNew, "STORAGE_FORMAT_TOO_NEW", false, "The data directory was written by a newer format version."),
         new(ErrorCode.StorageCorrupt, "STORAGE_CORRUPT", false, "The data directory is corrupt."),

@@ -28,8 +28,8 @@ namespace Wayang.Fast.Execution.Engine;
 // dispatched only after the write that made them ready is durable.
 //
 // Storage keys: "run/<runId>" (RunState, one record per run, rewritten on each durable change), "idem/<tenant>/<key>"
-// (IdempotencyRecord), "dlq/<tenant>/<id>" (DeadLetter), "exec/token-key" (the task-token HMAC key when the options
-// give none).
+// (IdempotencyRecord), "dlq/<tenant>/<id>" (DeadLetter), "sched/<tenant>" (TenantSchedule), "exec/token-key" (the
+// task-token HMAC key when the options give none).
 public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
 {
     internal const string RunKeyPrefix = "run/";
@@ -96,6 +96,8 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
         try
         {
             engine.LoadDeadLetters();
+            // Before the runs: their requeued tasks meet the tenants' weights and limits.
+            engine.LoadTenantSchedules();
             int requeued = await engine.RecoverRunsAsync(cancellationToken).ConfigureAwait(false);
             engine._timers.Start();
             engine._sweepTimer = time.CreateTimer(static s => ((ExecutionEngine)s!).SweepIdempotency(), engine, SweepInterval, SweepInterval);
@@ -169,6 +171,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
             return SubmitIdempotentAsync(tenantId, request, workflow, info, input, key, cancellationToken);
 
         CheckQueues(tenantId, info);
+        CheckTenantLimits(tenantId);
         var entry = CreateRun(tenantId, NewRunId(), workflow, info, input, null, request.Sla, out var write, out var effects);
         if (write.IsCompletedSuccessfully)
         {
@@ -216,6 +219,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
             }
 
             CheckQueues(tenantId, info);
+            CheckTenantLimits(tenantId);
             var newRecord = new IdempotencyRecord { RunId = NewRunId(), RequestHash = hash, CreatedAtMs = now };
             var entry = CreateRun(tenantId, newRecord.RunId, workflow, info, input, key, request.Sla, out var write, out var effects, storeKey, newRecord);
             await write.ConfigureAwait(false);

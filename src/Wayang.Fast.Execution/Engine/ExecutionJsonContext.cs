@@ -17,6 +17,7 @@ namespace Wayang.Fast.Execution.Engine;
 [JsonSerializable(typeof(RunState))]
 [JsonSerializable(typeof(DeadLetter))]
 [JsonSerializable(typeof(IdempotencyRecord))]
+[JsonSerializable(typeof(TenantSchedule))]
 public sealed partial class ExecutionJsonContext : JsonSerializerContext;
 
 // Persisted per (tenant, idempotency key): which run the key created and a hash of the request that created it.
