@@ -159,6 +159,31 @@ public sealed partial class WayangClient
         return ExecutionMapping.ToStats(reply);
     }
 
+    // ---- scheduling (platform admin) ----
+
+    // Replaces the tenant's weight and limits (0 = no limit); returns once durable.
+    public async Task<TenantScheduleInfo> SetTenantScheduleAsync(TenantScheduleInfo schedule, TimeSpan? timeout = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(schedule);
+        var reply = await CallAsync<TenantScheduleDto, TenantScheduleDto>(Opcode.TenantScheduleSet, new TenantScheduleDto
+        {
+            TenantId = schedule.TenantId, Weight = schedule.Weight, MaxConcurrent = schedule.MaxConcurrent,
+            MaxQueued = schedule.MaxQueued, MaxSubmitsPerSecond = schedule.MaxSubmitsPerSecond,
+        }, timeout, ct).ConfigureAwait(false);
+        return ToInfo(reply);
+    }
+
+    // tenantId null: every tenant that has a schedule.
+    public async Task<IReadOnlyList<TenantScheduleInfo>> ListTenantSchedulesAsync(string? tenantId = null, TimeSpan? timeout = null, CancellationToken ct = default)
+    {
+        var reply = await CallAsync<TenantScheduleListRequest, TenantScheduleListResponse>(
+            Opcode.TenantScheduleList, new TenantScheduleListRequest { TenantId = tenantId ?? "" }, timeout, ct).ConfigureAwait(false);
+        return [.. (reply.Schedules ?? []).Select(ToInfo)];
+    }
+
+    private static TenantScheduleInfo ToInfo(TenantScheduleDto d) =>
+        new(d.TenantId ?? "", d.Weight, d.MaxConcurrent, d.MaxQueued, d.MaxSubmitsPerSecond);
+
     // ---- dead letters ----
 
     public async Task<IReadOnlyList<DeadLetterInfo>> ListDeadLettersAsync(DeadLetterFilter? filter = null, TimeSpan? timeout = null, CancellationToken ct = default)

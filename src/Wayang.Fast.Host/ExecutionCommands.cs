@@ -9,7 +9,7 @@ using Wayang.Fast.Common.Runs;
 
 namespace Wayang.Fast.Host;
 
-// The execution plane's commands: workflows, runs, dlq, queues. Arguments are checked before connecting, so a usage
+// The execution plane's commands: workflows, runs, dlq, queues, scheduling. Arguments are checked before connecting, so a usage
 // error never needs a server. --json prints the SDK's records as JSON instead of tables.
 public static partial class WayangCli
 {
@@ -315,6 +315,61 @@ public static partial class WayangCli
             return ok == outcomes.Count ? ExitOk : ExitServerError;
         }));
         return command;
+    }
+
+    // Tenant weights and limits (platform-admin): `wayang scheduling set <tenant> --weight 3 ...`, `wayang scheduling list`.
+    private static Command BuildScheduling(CliEnvironment env)
+    {
+        var command = new Command("scheduling", "Tenants' fair-share weights and limits (platform-admin).");
+
+        var setConnection = new ConnectionOptions();
+        var tenant = new Argument<string>("tenant") { Description = "The tenant." };
+        var weight = new Option<int>("--weight") { Description = "Fair-share weight within a priority class, 1..1000.", DefaultValueFactory = _ => 1 };
+        var maxConcurrent = new Option<int>("--max-concurrent") { Description = "Most tasks leased at once (0 = no limit)." };
+        var maxQueued = new Option<int>("--max-queued") { Description = "Most tasks queued; beyond it TENANT_QUEUE_LIMIT (0 = no limit)." };
+        var rate = new Option<int>("--max-submits-per-second") { Description = "Submission rate; beyond it TENANT_RATE_LIMITED (0 = no limit)." };
+        var set = new Command("set", "Replace a tenant's weight and limits (durable).") { tenant, weight, maxConcurrent, maxQueued, rate };
+        setConnection.AddTo(set);
+        set.SetAction((p, ct) => Guard(env, async () =>
+        {
+            var schedule = new TenantScheduleInfo(p.GetValue(tenant)!, p.GetValue(weight), p.GetValue(maxConcurrent), p.GetValue(maxQueued), p.GetValue(rate));
+            if (schedule.Weight is < 1 or > 1000)
+                throw new UsageException("--weight must be 1..1000.");
+            if (schedule.MaxConcurrent < 0 || schedule.MaxQueued < 0 || schedule.MaxSubmitsPerSecond < 0)
+                throw new UsageException("limits are 0 (none) or positive.");
+            await using var client = await setConnection.ConnectAsync(p, env, ct);
+            var stored = await client.SetTenantScheduleAsync(schedule, ct: ct);
+            await env.Out.WriteLineAsync(Describe(stored));
+            return ExitOk;
+        }));
+
+        var listConnection = new ConnectionOptions();
+        var json = JsonFlag();
+        var list = new Command("list", "Show every tenant that has a schedule.") { json };
+        listConnection.AddTo(list);
+        list.SetAction((p, ct) => Guard(env, async () =>
+        {
+            await using var client = await listConnection.ConnectAsync(p, env, ct);
+            var schedules = await client.ListTenantSchedulesAsync(ct: ct);
+            if (p.GetValue(json))
+            {
+                await WriteJsonAsync(env, schedules);
+                return ExitOk;
+            }
+            await WriteTableAsync(env.Out, ["TENANT", "WEIGHT", "MAX CONCURRENT", "MAX QUEUED", "MAX SUBMITS/S"], schedules.Select(s => new[]
+            {
+                s.TenantId, Num(s.Weight), Limit(s.MaxConcurrent), Limit(s.MaxQueued), Limit(s.MaxSubmitsPerSecond),
+            }));
+            return ExitOk;
+        }));
+
+        command.Add(set);
+        command.Add(list);
+        return command;
+
+        static string Limit(int value) => value == 0 ? "-" : Num(value);
+        static string Describe(TenantScheduleInfo s) =>
+            $"tenant {s.TenantId}: weight {Num(s.Weight)}, max concurrent {Limit(s.MaxConcurrent)}, max queued {Limit(s.MaxQueued)}, max submits/s {Limit(s.MaxSubmitsPerSecond)}";
     }
 
     private static Command BuildQueues(CliEnvironment env)

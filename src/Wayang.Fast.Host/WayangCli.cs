@@ -45,6 +45,7 @@ public static partial class WayangCli
         root.Add(BuildRuns(env));
         root.Add(BuildDlq(env));
         root.Add(BuildQueues(env));
+        root.Add(BuildScheduling(env));
         return root;
     }
 

@@ -18,7 +18,7 @@ public sealed partial class ExecutionCliTests
         var (code, run) = await CliRun.ExecAsync(null, "--help");
 
         Assert.Equal(0, code);
-        foreach (var verb in new[] { "workflows", "runs", "dlq", "queues" })
+        foreach (var verb in new[] { "workflows", "runs", "dlq", "queues", "scheduling" })
             Assert.Contains(verb, run.StdOut, StringComparison.Ordinal);
     }
 
@@ -129,6 +129,43 @@ public sealed partial class ExecutionCliTests
         Assert.Equal("""{"a":[1,2],"b":"c"}""", WayangCli.JsonArgument(env, "--payload", " { \"a\" : [ 1, 2 ],\n  \"b\": \"c\" } "));
         Assert.Throws<UsageException>(() => WayangCli.JsonArgument(env, "--input", "@missing.json"));
         Assert.Throws<UsageException>(() => WayangCli.JsonArgument(env, "--input", "{"));
+    }
+
+    [Fact]
+    public async Task Scheduling_set_and_list_through_the_cli_are_platform_admin_only()
+    {
+        using var data = new TempDirectory();
+        await using var server = await WayangServer.StartAsync(new WayangServerOptions
+        {
+            DataDirectory = Path.Combine(data.Path, "data"),
+            Port = 0,
+            HttpPort = -1,
+            PrintBootstrapKey = false,
+        });
+        var endpoint = "127.0.0.1:" + server.ProtocolEndPoint.Port.ToString(CultureInfo.InvariantCulture);
+        string tenantAdminKey;
+        await using (var admin = await WayangClient.ConnectAsync(Options(server, server.BootstrapAdminKey!)))
+        {
+            await admin.CreateTenantAsync("shop");
+            tenantAdminKey = (await admin.CreateKeyAsync("shop", "boss", ["tenant-admin"])).Secret;
+        }
+        var platform = new Dictionary<string, string?> { ["WAYANG_SERVER"] = endpoint, ["WAYANG_API_KEY"] = server.BootstrapAdminKey };
+
+        var (code, run) = await CliRun.ExecAsync(platform, "scheduling", "set", "shop", "--weight", "3", "--max-concurrent", "8", "--max-submits-per-second", "100");
+        Assert.True(code == 0, run.StdErr);
+        Assert.Contains("tenant shop: weight 3, max concurrent 8, max queued -, max submits/s 100", run.StdOut, StringComparison.Ordinal);
+        (code, run) = await CliRun.ExecAsync(platform, "scheduling", "list");
+        Assert.True(code == 0, run.StdErr);
+        Assert.Matches(@"shop\s+3\s+8\s+-\s+100", run.StdOut);
+
+        (code, run) = await CliRun.ExecAsync(platform, "scheduling", "set", "shop", "--weight", "0");
+        Assert.Equal(WayangCli.ExitUsage, code);
+
+        // A tenant admin cannot raise its own share.
+        var own = new Dictionary<string, string?> { ["WAYANG_SERVER"] = endpoint, ["WAYANG_API_KEY"] = tenantAdminKey };
+        (code, run) = await CliRun.ExecAsync(own, "scheduling", "set", "shop", "--weight", "1000");
+        Assert.NotEqual(0, code);
+        Assert.Contains("PERMISSION_DENIED", run.StdErr, StringComparison.Ordinal);
     }
 
     [Fact]

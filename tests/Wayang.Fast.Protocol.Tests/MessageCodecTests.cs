@@ -104,6 +104,9 @@ public class MessageCodecTests
         RoundTrip(new QueueStatDto());
         RoundTrip(new ExecutorStatDto());
         RoundTrip(new QueueStatsResponse());
+        RoundTrip(new TenantScheduleDto());
+        RoundTrip(new TenantScheduleListRequest());
+        RoundTrip(new TenantScheduleListResponse());
         RoundTrip(new DlqFilterDto());
         RoundTrip(new DlqListRequest());
         RoundTrip(new DeadLetterDto());

@@ -41,7 +41,8 @@ public class PersistedEnumTests
             ("RunSubmit", 0x0210), ("RunGet", 0x0211), ("RunList", 0x0212), ("RunCancel", 0x0213), ("RunSuspend", 0x0214),
             ("RunResume", 0x0215), ("RunSignal", 0x0216),
             ("ExecutorRegister", 0x0220), ("ExecutorSetSlots", 0x0221), ("ExecutorHeartbeat", 0x0222), ("TaskResult", 0x0223),
-            ("QueueStats", 0x0230), ("DlqList", 0x0240), ("DlqShow", 0x0241), ("DlqReplay", 0x0242), ("DlqDiscard", 0x0243));
+            ("QueueStats", 0x0230), ("DlqList", 0x0240), ("DlqShow", 0x0241), ("DlqReplay", 0x0242), ("DlqDiscard", 0x0243),
+            ("TenantScheduleSet", 0x0250), ("TenantScheduleList", 0x0251));
     }
 
     [Fact]

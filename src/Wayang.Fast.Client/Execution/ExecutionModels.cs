@@ -122,6 +122,10 @@ public sealed record ExecutorInfo(
 
 public sealed record QueueStats(IReadOnlyList<QueueInfo> Queues, IReadOnlyList<ExecutorInfo> Executors, long RunsActive);
 
+// A tenant's scheduling settings (0 = no limit): fair-share weight 1..1000, tasks leased at once, tasks queued,
+// submissions per second.
+public sealed record TenantScheduleInfo(string TenantId, int Weight = 1, int MaxConcurrent = 0, int MaxQueued = 0, int MaxSubmitsPerSecond = 0);
+
 public static class RunStatuses
 {
     public static bool IsTerminal(RunStatus status) => status is RunStatus.Completed or RunStatus.Failed or RunStatus.Cancelled;

@@ -44,4 +44,8 @@ public enum Opcode : ushort
     DlqShow = 0x0241,
     DlqReplay = 0x0242,
     DlqDiscard = 0x0243,
+
+    // Execution: scheduling (platform admin)
+    TenantScheduleSet = 0x0250,
+    TenantScheduleList = 0x0251,
 }

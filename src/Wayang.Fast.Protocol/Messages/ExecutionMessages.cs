@@ -384,3 +384,28 @@ public sealed class DlqDiscardResponse
 {
     [Key(0)] public int Discarded { get; set; }
 }
+
+// A tenant's scheduling settings; 0 = no limit (README: Scheduling).
+[MessagePackObject]
+public sealed class TenantScheduleDto
+{
+    [Key(0)] public string TenantId { get; set; } = "";
+    // 1..1000: its share of dispatch within a priority class.
+    [Key(1)] public int Weight { get; set; } = 1;
+    [Key(2)] public int MaxConcurrent { get; set; }
+    [Key(3)] public int MaxQueued { get; set; }
+    [Key(4)] public int MaxSubmitsPerSecond { get; set; }
+}
+
+[MessagePackObject]
+public sealed class TenantScheduleListRequest
+{
+    // Empty: every tenant that has a schedule.
+    [Key(0)] public string TenantId { get; set; } = "";
+}
+
+[MessagePackObject]
+public sealed class TenantScheduleListResponse
+{
+    [Key(0)] public TenantScheduleDto[] Schedules { get; set; } = [];
+}

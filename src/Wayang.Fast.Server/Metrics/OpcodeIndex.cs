@@ -36,7 +36,8 @@ internal static class OpcodeIndex
         Opcode.ExecutorRegister => 12,
         Opcode.ExecutorSetSlots or Opcode.ExecutorHeartbeat => 13,
         Opcode.WorkflowGet or Opcode.WorkflowList or Opcode.RunList or Opcode.QueueStats
-            or Opcode.DlqList or Opcode.DlqShow or Opcode.DlqReplay or Opcode.DlqDiscard => 14,
+            or Opcode.DlqList or Opcode.DlqShow or Opcode.DlqReplay or Opcode.DlqDiscard
+            or Opcode.TenantScheduleSet or Opcode.TenantScheduleList => 14,
         _ => Other,
     };
 }

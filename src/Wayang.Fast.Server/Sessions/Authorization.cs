@@ -29,6 +29,8 @@ internal static class Authorization
     {
         Opcode.Ping or Opcode.Tick => (Access.Authenticated, null),
         Opcode.TenantCreate or Opcode.TenantList => (Access.PlatformAdmin, null),
+        // Fairness is between tenants: no tenant sets its own weight or limits.
+        Opcode.TenantScheduleSet or Opcode.TenantScheduleList => (Access.PlatformAdmin, null),
         Opcode.KeyCreate or Opcode.KeyList or Opcode.KeyRevoke => (Access.Roles, TenantAdmins),
 
         Opcode.WorkflowRegister => (Access.Roles, WorkflowAuthors),

@@ -87,6 +87,12 @@ internal sealed partial class Session
                 case Opcode.QueueStats:
                     QueueStats(frame.Body, streamId, opcode, start);
                     return;
+                case Opcode.TenantScheduleSet:
+                    TenantScheduleSet(frame.Body, streamId, opcode, start);
+                    return;
+                case Opcode.TenantScheduleList:
+                    TenantScheduleList(frame.Body, streamId, opcode, start);
+                    return;
                 case Opcode.DlqList:
                     DlqList(frame.Body, streamId, opcode, start);
                     return;
@@ -473,6 +479,36 @@ internal sealed partial class Session
         }
         _writer.WriteMessage(FrameType.Response, opcode, streamId, new QueueStatsResponse { Queues = queues, Executors = executors, RunsActive = stats.RunsActive }, start);
     }
+
+    // ---- scheduling ----
+
+    private void TenantScheduleSet(in ReadOnlySequence<byte> body, uint streamId, Opcode opcode, long start)
+    {
+        if (!TryDecode(body, out TenantScheduleDto? request))
+        {
+            _writer.WriteError(streamId, opcode, ErrorCode.BadBody, start);
+            return;
+        }
+        var schedule = new TenantSchedule(request.TenantId ?? "", request.Weight, request.MaxConcurrent, request.MaxQueued, request.MaxSubmitsPerSecond);
+        StartUnary(streamId, opcode, start, schedule, static async (s, r, ct) =>
+            ToDto(await s.Engine.SetTenantScheduleAsync(r, ct).ConfigureAwait(false)));
+    }
+
+    private void TenantScheduleList(in ReadOnlySequence<byte> body, uint streamId, Opcode opcode, long start)
+    {
+        if (!TryDecode(body, out TenantScheduleListRequest? request, allowEmpty: true))
+        {
+            _writer.WriteError(streamId, opcode, ErrorCode.BadBody, start);
+            return;
+        }
+        var schedules = Engine.GetTenantSchedules(string.IsNullOrEmpty(request.TenantId) ? null : request.TenantId);
+        _writer.WriteMessage(FrameType.Response, opcode, streamId, new TenantScheduleListResponse { Schedules = [.. schedules.Select(ToDto)] }, start);
+    }
+
+    private static TenantScheduleDto ToDto(TenantSchedule s) => new()
+    {
+        TenantId = s.TenantId, Weight = s.Weight, MaxConcurrent = s.MaxConcurrent, MaxQueued = s.MaxQueued, MaxSubmitsPerSecond = s.MaxSubmitsPerSecond,
+    };
 
     // ---- dead letters ----
 
