@@ -45,6 +45,8 @@ public sealed class LoadOptions
     // Scenario "tasks": executor connections the generator runs, and the slots each registers.
     public int Executors { get; set; } = 2;
     public int Slots { get; set; } = 512;
+    // Scenario "fairness": the flooding tenant's connections (0 = baseline, the quiet tenant alone).
+    public int FloodConnections { get; set; } = 4;
 
     public const string Usage = """
         wayang-loadgen: load generator for the Wayang.Fast protocol (loopback targets only)
@@ -63,6 +65,7 @@ public sealed class LoadOptions
           --max-in-flight <n>    open model: in-flight cap per connection (default 1024; server's cap applies)
           --executors <n>        scenario tasks: executor connections run by the generator (default 2)
           --slots <n>            scenario tasks: slots each executor registers (default 512)
+          --flood-connections <n> scenario fairness: the flooding tenant's connections (default 4; 0 = quiet tenant alone)
           --duration <t>         measured time, e.g. 10s, 500ms, 2m (default 10s)
           --warmup <t>           unmeasured warmup before it (default 2s)
           --requests <n>         measure exactly n requests instead of a duration
@@ -116,6 +119,7 @@ public sealed class LoadOptions
                 case "--list-scenarios": o.ListScenarios = true; break;
                 case "--executors": o.Executors = ParseInt(a, Next(), 1, 1000); break;
                 case "--slots": o.Slots = ParseInt(a, Next(), 1, 10_000); break;
+                case "--flood-connections": o.FloodConnections = ParseInt(a, Next(), 0, 1000); break;
                 case "--help" or "-h" or "-?": o.Help = true; break;
                 default: throw new ArgumentException($"unknown option {a} (see --help)");
             }

@@ -59,6 +59,11 @@ try
         // The execution plane end to end: its own runner (submitters plus executors), see Tasks/TaskLoadRunner.cs.
         return await Wayang.Fast.LoadGen.Tasks.TaskLoadRunner.RunAsync(options, LoadRunner.ResolveLoopback(options.Host, options.Port), options.ResolveKey(), Console.Error, CancellationToken.None);
     }
+    if (string.Equals(options.Scenario, "fairness", StringComparison.OrdinalIgnoreCase))
+    {
+        // Two tenants, one flooding, on shared executors: see Tasks/FairnessLoadRunner.cs.
+        return await Wayang.Fast.LoadGen.Tasks.FairnessLoadRunner.RunAsync(options, LoadRunner.ResolveLoopback(options.Host, options.Port), options.ResolveKey(), Console.Error, CancellationToken.None);
+    }
     var scenario = ScenarioCatalog.Find(options.Scenario)
         ?? throw new ArgumentException($"unknown scenario '{options.Scenario}' (see --list-scenarios)");
     var endPoint = LoadRunner.ResolveLoopback(options.Host, options.Port);

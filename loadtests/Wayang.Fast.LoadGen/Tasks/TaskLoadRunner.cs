@@ -112,7 +112,7 @@ internal static class TaskLoadRunner
         return failed == 0 ? 0 : 2;
     }
 
-    private static LongHistogram Merge(IEnumerable<LongHistogram> histograms)
+    internal static LongHistogram Merge(IEnumerable<LongHistogram> histograms)
     {
         var merged = new LongHistogram(WorkerStats.HighestTicks, 3);
         foreach (var h in histograms)
@@ -120,13 +120,13 @@ internal static class TaskLoadRunner
         return merged;
     }
 
-    private static string Line(string name, LongHistogram h)
+    internal static string Line(string name, LongHistogram h)
     {
         var s = LatencySummary.From(h);
         return string.Create(CultureInfo.InvariantCulture, $"  {name,-20} n={s.Count,-9} p50 {s.P50Ms:0.000} ms  p99 {s.P99Ms:0.000} ms  p99.9 {s.P999Ms:0.000} ms  max {s.MaxMs:0.000} ms");
     }
 
-    private static void WriteSummary(Utf8JsonWriter json, string name, LongHistogram h)
+    internal static void WriteSummary(Utf8JsonWriter json, string name, LongHistogram h)
     {
         var s = LatencySummary.From(h);
         json.WriteStartObject(name);
@@ -172,8 +172,9 @@ internal sealed record Window(long MeasureStart, long MeasureEnd)
 }
 
 // One executor connection: registers Slots, answers every TASK with a success result at once, and returns one credit
-// per acknowledged result (a freed slot). Reading and writing happen on this one loop.
-internal sealed class LoadExecutor(LoadConnection connection, string executorId, int slots, Window window)
+// per acknowledged result (a freed slot). Reading and writing happen on this one loop. trackTenant: tasks of that
+// tenant also go into TrackedDispatchLatency (the fairness scenario's quiet tenant).
+internal sealed class LoadExecutor(LoadConnection connection, string executorId, int slots, Window window, string? trackTenant = null)
 {
     private const uint RegisterStream = 1;
     private readonly Dictionary<uint, long> _pending = [];
@@ -181,6 +182,7 @@ internal sealed class LoadExecutor(LoadConnection connection, string executorId,
     private uint _nextStream = RegisterStream;
 
     public LongHistogram DispatchLatency { get; } = new(WorkerStats.HighestTicks, 3);
+    public LongHistogram TrackedDispatchLatency { get; } = new(WorkerStats.HighestTicks, 3);
     public LongHistogram CompleteLatency { get; } = new(WorkerStats.HighestTicks, 3);
     public long MeasuredCompleted;
     public long CompletedInWindow;
@@ -230,7 +232,11 @@ internal sealed class LoadExecutor(LoadConnection connection, string executorId,
             var task = MessagePackSerializer.Deserialize<TaskAssignmentDto>(frame.Body, WireOptions.Untrusted);
             long submittedAt = TaskLoadRunner.TimestampOf(task.InputJson);
             if (window.Contains(submittedAt))
+            {
                 TaskLoadRunner.Record(DispatchLatency, now - submittedAt);
+                if (trackTenant is not null && string.Equals(task.TenantId, trackTenant, StringComparison.Ordinal))
+                    TaskLoadRunner.Record(TrackedDispatchLatency, now - submittedAt);
+            }
             uint stream = NextStream();
             _pending[stream] = submittedAt;
             FrameWriter.WriteMessage(connection.Output, _scratch, FrameType.Request, Opcode.TaskResult, stream, new TaskResultRequest { Token = task.Token, Success = true }, WireOptions.Trusted);
