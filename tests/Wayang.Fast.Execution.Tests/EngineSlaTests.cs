@@ -229,4 +229,29 @@ public sealed class EngineSlaTests
         await executor.NextAsync();
         Assert.Equal(0, executor.Untaken);
     }
+
+    [Fact]
+    public async Task A_node_latency_budget_keeps_its_deadline_across_a_restart()
+    {
+        using var dir = new TempDirectory("engine-sla-node");
+        var options = new ExecutionOptions { TokenSigningKey = null };
+        var node = TaskNode("start");
+        node.Sla = new NodeSla { LatencyBudgetMs = 10_000, OnDeadlineMiss = DeadlineMissPolicy.Fail };
+        string runId;
+        FakeTimeProvider time;
+        await using (var h = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null)))
+        {
+            time = h.Time;
+            await h.RegisterAsync(Define("budgeted", node));
+            runId = (await h.SubmitAsync("budgeted")).RunId;
+        }
+        time.Advance(TimeSpan.FromSeconds(11));
+
+        // Counted from when the task became ready before the restart, the budget is spent: the task fails unrun.
+        await using var reopened = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null), time: time);
+        var executor = reopened.Connect(slots: 1);
+        var failed = await reopened.WaitStatusAsync(runId, RunStatus.Failed);
+        Assert.Equal("DEADLINE_EXCEEDED", Assert.Single(failed.Nodes["start"].Attempts).ErrorCode);
+        Assert.Empty(executor.Pushed);
+    }
 }

@@ -49,7 +49,10 @@ public sealed partial class ExecutionEngine
                             if (!running)
                                 Defer(entry, node.NodeId);
                             else if (def.Type == NodeType.Task)
-                                requeue.Add((QueueOrder(state, node), MakeTask(entry, def, node, now)));
+                            {
+                                long queuedAt = QueueOrder(state, node);
+                                requeue.Add((queuedAt, MakeTask(entry, def, node, now, readyAtMs: queuedAt)));
+                            }
                             else
                                 (fx.Agents ??= []).Add((node.NodeId, node.Attempt));
                             break;
@@ -74,8 +77,8 @@ public sealed partial class ExecutionEngine
         await Task.WhenAll(writes).ConfigureAwait(false);
 
         // Oldest first, as they were queued before the restart.
-        requeue.Sort(static (a, b) => a.Order.CompareTo(b.Order));
-        foreach (var (_, task) in requeue)
+        // Stable: tasks queued in the same millisecond keep the store's order.
+        foreach (var (_, task) in requeue.OrderBy(static r => r.Order))
             _dispatcher.Enqueue(task);
         for (int i = 0; i < follow.Count; i++)
         {
