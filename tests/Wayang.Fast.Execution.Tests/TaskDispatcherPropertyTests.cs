@@ -25,7 +25,7 @@ public sealed class TaskDispatcherPropertyTests
     [Fact]
     public void Random_operations_keep_the_dispatcher_invariants()
     {
-        Gen.Select(Gen.Int[0, 11], Gen.Int[0, 99], Gen.Int[0, 99], Gen.Int[0, 99]).Array[1, 80]
+        Gen.Select(Gen.Int[0, 12], Gen.Int[0, 99], Gen.Int[0, 99], Gen.Int[0, 99]).Array[1, 80]
             .Sample(ops => new Scenario().Run(ops), iter: 500);
     }
 
@@ -36,6 +36,8 @@ public sealed class TaskDispatcherPropertyTests
         private readonly DispatchHarness.TestExecutor?[] _slots = new DispatchHarness.TestExecutor?[6];
         private readonly Dictionary<DispatchHarness.TestExecutor, (bool Shared, string[] Types, Dictionary<string, string> Labels)> _config = [];
         private int _counter;
+        // Per-tenant concurrency limits set so far (0 = none).
+        private readonly Dictionary<string, int> _caps = [];
         private int _generation;
 
         public Scenario()
@@ -55,6 +57,9 @@ public sealed class TaskDispatcherPropertyTests
             };
             _h.OnPush = assignment =>
             {
+                // A push never takes a tenant past its concurrency limit (Holders already counts this one).
+                if (_caps.GetValueOrDefault(assignment.TenantId) is var cap and > 0 && LeasedOf(assignment.TenantId) > cap)
+                    _h.Violations.Add($"pushed {assignment.TaskId} with {LeasedOf(assignment.TenantId)} leased, limit {cap}");
                 var queue = _queues[(assignment.TenantId, assignment.ExecutorType)];
                 if (queue.First?.TaskId == assignment.TaskId)
                     queue.RemoveFirst();
@@ -75,6 +80,11 @@ public sealed class TaskDispatcherPropertyTests
             // and shared executors that carry every label combination a task can ask for join.
             foreach (var executor in _slots.Where(e => e is not null && e.Fail).ToList())
                 Unregister(Array.IndexOf(_slots, executor));
+            foreach (var tenant in Tenants)
+            {
+                _caps[tenant] = 0;
+                _h.Dispatcher.SetTenantSchedule(tenant, 1, 0);
+            }
             foreach (var taskId in _h.Holders.Keys.ToList())
                 _h.Release(taskId);
             _h.Register("system", "final-1", slots: 10_000, ["x", "y"], shared: true, labels: new() { ["zone"] = "1" });
@@ -158,8 +168,15 @@ public sealed class TaskDispatcherPropertyTests
                     if (_slots[a % _slots.Length] is { } failing)
                         failing.Fail = true;
                     break;
+                case 12:
+                    // The model first: lifting a limit dispatches before SetTenantSchedule returns.
+                    _caps[Tenants[a % 2]] = c % 4;
+                    _h.Dispatcher.SetTenantSchedule(Tenants[a % 2], 1 + (b % 4), c % 4);
+                    break;
             }
         }
+
+        private int LeasedOf(string tenant) => _h.Holders.Values.Count(h => h.Task.TenantId == tenant);
 
         private void Enqueue(QueuedTask task, bool front)
         {
@@ -186,6 +203,9 @@ public sealed class TaskDispatcherPropertyTests
             {
                 Assert.True(queue.Count == _h.Dispatcher.Depth(tenant, type), $"{when}: depth of {tenant}/{type}");
                 if (queue.First is not { } head)
+                    continue;
+                // A tenant at its limit waits by design.
+                if (_caps.GetValueOrDefault(tenant) is var cap and > 0 && LeasedOf(tenant) >= cap)
                     continue;
                 foreach (var (executor, config) in _config)
                 {
