@@ -87,6 +87,35 @@ public sealed class ExecutionEndToEndTests(ExecutionServerFixture fixture) : ICl
     }
 
     [Fact]
+    public async Task Sla_tags_from_the_sdk_reach_the_dispatcher()
+    {
+        var type = Unique("t");
+        var id = Unique("wf");
+        await using var user = await fixture.UserAsync();
+        await user.RegisterWorkflowAsync(OneTask(id, type));
+        var ran = new ConcurrentQueue<string>();
+
+        // A deadline long past under FAIL: the task never runs and the node fails with DEADLINE_EXCEEDED.
+        var late = await user.SubmitRunAsync(id, """{ "x": 1 }""",
+            new SubmitSla(SlaPriority.High, Deadline: DateTimeOffset.UnixEpoch.AddMilliseconds(1), OnDeadlineMiss: DeadlineMissPolicy.Fail));
+        var onTime = await user.SubmitRunAsync(id, """{ "x": 2 }""", new SubmitSla(SlaPriority.Low, LatencyBudget: TimeSpan.FromHours(1)));
+        await using var executor = await fixture.StartExecutorAsync(type, 1, (task, _) =>
+        {
+            ran.Enqueue(task.RunId);
+            return ValueTask.FromResult(TaskOutcome.Success(new { value = 1 }));
+        });
+
+        var failed = await user.WaitForStatusAsync(late.RunId, RunStatus.Failed);
+        Assert.Equal("DEADLINE_EXCEEDED", Assert.Single(failed.Node("start")!.Attempts).ErrorCode);
+        await user.WaitForStatusAsync(onTime.RunId, RunStatus.Completed);
+        Assert.Equal([onTime.RunId], ran);
+
+        var both = await Assert.ThrowsAsync<WayangException>(() => user.SubmitRunAsync(id, null,
+            new SubmitSla(Deadline: DateTimeOffset.UtcNow.AddMinutes(1), LatencyBudget: TimeSpan.FromMinutes(1))));
+        Assert.Equal(ErrorCode.InvalidArgument, both.Code);
+    }
+
+    [Fact]
     public async Task Fan_out_and_join_runs_the_join_after_both_branches_with_their_outputs()
     {
         var type = Unique("t");
