@@ -135,14 +135,8 @@ public sealed partial class ExecutionCliTests
     public async Task Scheduling_set_and_list_through_the_cli_are_platform_admin_only()
     {
         using var data = new TempDirectory();
-        await using var server = await WayangServer.StartAsync(new WayangServerOptions
-        {
-            DataDirectory = Path.Combine(data.Path, "data"),
-            Port = 0,
-            HttpPort = -1,
-            PrintBootstrapKey = false,
-        });
-        var endpoint = "127.0.0.1:" + server.ProtocolEndPoint.Port.ToString(CultureInfo.InvariantCulture);
+        await using var server = await StartServerAsync(data);
+        var endpoint = EndpointOf(server);
         string tenantAdminKey;
         await using (var admin = await WayangClient.ConnectAsync(Options(server, server.BootstrapAdminKey!)))
         {
@@ -172,15 +166,8 @@ public sealed partial class ExecutionCliTests
     public async Task Register_submit_get_and_the_DLQ_through_the_cli_against_a_real_server()
     {
         using var data = new TempDirectory();
-        await using var server = await WayangServer.StartAsync(new WayangServerOptions
-        {
-            DataDirectory = Path.Combine(data.Path, "data"),
-            Port = 0,
-            HttpPort = -1,
-            PrintBootstrapKey = false,
-            Durability = Storage.DurabilityMode.Relaxed,
-        });
-        var endpoint = "127.0.0.1:" + server.ProtocolEndPoint.Port.ToString(CultureInfo.InvariantCulture);
+        await using var server = await StartServerAsync(data, Storage.DurabilityMode.Relaxed);
+        var endpoint = EndpointOf(server);
         string userKey, executorKey;
         await using (var admin = await WayangClient.ConnectAsync(Options(server, server.BootstrapAdminKey!)))
         {
@@ -318,6 +305,18 @@ public sealed partial class ExecutionCliTests
         }
         throw new TimeoutException($"run {runId} is {last}, expected {status}");
     }
+
+    private static Task<WayangServer> StartServerAsync(TempDirectory data, Storage.DurabilityMode durability = Storage.DurabilityMode.Fsync) =>
+        WayangServer.StartAsync(new WayangServerOptions
+        {
+            DataDirectory = Path.Combine(data.Path, "data"),
+            Port = 0,
+            HttpPort = -1,
+            PrintBootstrapKey = false,
+            Durability = durability,
+        });
+
+    private static string EndpointOf(WayangServer server) => "127.0.0.1:" + server.ProtocolEndPoint.Port.ToString(CultureInfo.InvariantCulture);
 
     private static WayangClientOptions Options(WayangServer server, string key) => new()
     {

@@ -31,19 +31,9 @@ internal static class FairnessLoadRunner
             floodKey = await TenantKeyAsync(admin, FloodTenant, connectCts.Token);
             quietKey = await TenantKeyAsync(admin, QuietTenant, connectCts.Token);
         }
-        foreach (var key in new[] { floodKey, quietKey })
-        {
-            await using var dev = await LoadConnection.ConnectAsync(endPoint, key, "loadgen-setup", connectCts.Token);
-            var definition = Encoding.UTF8.GetBytes($$"""{"id":"{{TaskLoadRunner.WorkflowId}}","nodes":[{"id":"work","type":"TASK","executorType":"{{TaskLoadRunner.ExecutorType}}"}]}""");
-            var (type, reply) = await dev.CallAsync(Opcode.WorkflowRegister, MessagePackSerializer.Serialize(new WorkflowRegisterRequest { DefinitionJson = definition }, WireOptions.Trusted), connectCts.Token);
-            if (type != FrameType.Response)
-                throw new InvalidOperationException("registering the load workflow failed: " + LoadConnection.DescribeError(reply));
-        }
-
-        long start = Stopwatch.GetTimestamp();
-        var window = new Window(
-            start + (long)(options.Warmup.TotalSeconds * Stopwatch.Frequency),
-            start + (long)((options.Warmup + options.Duration).TotalSeconds * Stopwatch.Frequency));
+        await TaskLoadRunner.RegisterWorkflowAsync(endPoint, floodKey, connectCts.Token);
+        await TaskLoadRunner.RegisterWorkflowAsync(endPoint, quietKey, connectCts.Token);
+        var window = Window.StartingNow(options);
         var executors = new List<LoadExecutor>();
         for (int i = 0; i < options.Executors; i++)
         {

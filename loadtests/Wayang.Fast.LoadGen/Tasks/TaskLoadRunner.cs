@@ -28,19 +28,8 @@ internal static class TaskLoadRunner
     {
         using var connectCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         connectCts.CancelAfter(options.ConnectTimeout);
-        await using (var setup = await LoadConnection.ConnectAsync(endPoint, apiKey, "loadgen-setup", connectCts.Token))
-        {
-            var definition = Encoding.UTF8.GetBytes($$"""{"id":"{{WorkflowId}}","nodes":[{"id":"work","type":"TASK","executorType":"{{ExecutorType}}"}]}""");
-            var body = MessagePackSerializer.Serialize(new WorkflowRegisterRequest { DefinitionJson = definition }, WireOptions.Trusted);
-            var (type, reply) = await setup.CallAsync(Opcode.WorkflowRegister, body, connectCts.Token);
-            if (type != FrameType.Response)
-                throw new InvalidOperationException("registering the load workflow failed: " + LoadConnection.DescribeError(reply));
-        }
-
-        long start = Stopwatch.GetTimestamp();
-        var window = new Window(
-            start + (long)(options.Warmup.TotalSeconds * Stopwatch.Frequency),
-            start + (long)((options.Warmup + options.Duration).TotalSeconds * Stopwatch.Frequency));
+        await RegisterWorkflowAsync(endPoint, apiKey, connectCts.Token);
+        var window = Window.StartingNow(options);
 
         var executors = new List<LoadExecutor>();
         for (int i = 0; i < options.Executors; i++)
@@ -112,6 +101,17 @@ internal static class TaskLoadRunner
         return failed == 0 ? 0 : 2;
     }
 
+    // Registers the one-node load workflow in the key's tenant (a new version each time).
+    internal static async Task RegisterWorkflowAsync(IPEndPoint endPoint, string apiKey, CancellationToken cancellationToken)
+    {
+        await using var setup = await LoadConnection.ConnectAsync(endPoint, apiKey, "loadgen-setup", cancellationToken);
+        var definition = Encoding.UTF8.GetBytes($$"""{"id":"{{WorkflowId}}","nodes":[{"id":"work","type":"TASK","executorType":"{{ExecutorType}}"}]}""");
+        var body = MessagePackSerializer.Serialize(new WorkflowRegisterRequest { DefinitionJson = definition }, WireOptions.Trusted);
+        var (type, reply) = await setup.CallAsync(Opcode.WorkflowRegister, body, cancellationToken);
+        if (type != FrameType.Response)
+            throw new InvalidOperationException("registering the load workflow failed: " + LoadConnection.DescribeError(reply));
+    }
+
     internal static LongHistogram Merge(IEnumerable<LongHistogram> histograms)
     {
         var merged = new LongHistogram(WorkerStats.HighestTicks, 3);
@@ -168,6 +168,15 @@ internal static class TaskLoadRunner
 
 internal sealed record Window(long MeasureStart, long MeasureEnd)
 {
+    // Warmup from now, then the measured duration.
+    public static Window StartingNow(LoadOptions options)
+    {
+        long start = Stopwatch.GetTimestamp();
+        return new Window(
+            start + (long)(options.Warmup.TotalSeconds * Stopwatch.Frequency),
+            start + (long)((options.Warmup + options.Duration).TotalSeconds * Stopwatch.Frequency));
+    }
+
     public bool Contains(long timestamp) => timestamp >= MeasureStart && timestamp < MeasureEnd;
 }
 
