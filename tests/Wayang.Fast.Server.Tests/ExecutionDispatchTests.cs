@@ -293,8 +293,13 @@ public partial class ExecutionDispatchTests
         var second = await exec.NextTaskAsync(stream);
         Assert.Equal(low.RunId, second.RunId);
 
-        var run = await dev.CallAsync<RunGetRequest, RunDto>(Opcode.RunGet, new RunGetRequest { RunId = late.RunId });
-        Assert.Equal((int)RunStatus.Failed, run.Status);
+        // The late task left the queue at its turn; its run fails once that change is durable (off the dispatch path).
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((await dev.CallAsync<RunGetRequest, RunDto>(Opcode.RunGet, new RunGetRequest { RunId = late.RunId })).Status != (int)RunStatus.Failed)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the late run did not become FAILED");
+            await Task.Delay(10);
+        }
         using var http = new HttpClient { BaseAddress = new Uri($"http://{h.Server.Server.HttpEndPoint}") };
         var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
         Assert.Contains("wayang_execution_deadline_misses_total{tenant=\"acme\",priority=\"high\"} 1\n", metrics, StringComparison.Ordinal);
