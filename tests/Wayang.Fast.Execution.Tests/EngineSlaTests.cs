@@ -254,4 +254,26 @@ public sealed class EngineSlaTests
         Assert.Equal("DEADLINE_EXCEEDED", Assert.Single(failed.Nodes["start"].Attempts).ErrorCode);
         Assert.Empty(executor.Pushed);
     }
+
+    [Fact]
+    public async Task Deadline_miss_counts_survive_a_restart()
+    {
+        using var dir = new TempDirectory("engine-sla-misses");
+        var options = new ExecutionOptions { TokenSigningKey = null };
+        FakeTimeProvider time;
+        await using (var h = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null)))
+        {
+            time = h.Time;
+            await h.RegisterAsync(OneTask());
+            await Submit(h, "one-task", new RunSla(SlaPriority.Critical, LatencyBudgetMs: 10));
+            h.AdvanceMs(11);
+            var executor = h.Connect(slots: 1);
+            await h.SucceedAsync(executor, await executor.NextAsync());
+            // The count is written off the dispatch path: wait until it is in the store.
+            await EngineHarness.WaitUntilAsync(() => h.Store.TryGet("misses/acme/4"u8, out _), "the miss count is stored", null);
+        }
+
+        await using var reopened = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null), time: time);
+        Assert.Contains((EngineHarness.Tenant, SlaPriority.Critical, 1L), reopened.Engine.GetStats(null).DeadlineMisses);
+    }
 }

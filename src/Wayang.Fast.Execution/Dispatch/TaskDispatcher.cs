@@ -92,6 +92,7 @@ public sealed class TaskDispatcher
 
     private long _sequence;
     private readonly Action<QueuedTask>? _onDeadlineFailed;
+    private readonly Action<string, SlaPriority, long>? _onMissCounted;
     // Deadline misses by (tenant, priority level), counted when a late task reaches its turn.
     private readonly Dictionary<(string TenantId, int Level), long> _deadlineMisses = [];
     // Queue order among equals: new tasks count up, redeliveries count down (so they go first).
@@ -104,9 +105,12 @@ public sealed class TaskDispatcher
     // onDeadlineFailed: a task under the FAIL deadline-miss policy reached its turn after its deadline; it has left the
     // dispatcher and the callee fails its attempt. Called under the dispatcher's lock: it must only hand the task off
     // (queue work elsewhere), never call back in.
-    public TaskDispatcher(ExecutionOptions options, TimeProvider time, AssignmentFactory assign, Action<QueuedTask>? onDeadlineFailed = null)
+    // onMissCounted(tenant, priority, total): a tenant's miss count rose (the engine persists it); same rule.
+    public TaskDispatcher(ExecutionOptions options, TimeProvider time, AssignmentFactory assign, Action<QueuedTask>? onDeadlineFailed = null,
+        Action<string, SlaPriority, long>? onMissCounted = null)
     {
         _onDeadlineFailed = onDeadlineFailed;
+        _onMissCounted = onMissCounted;
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(time);
         ArgumentNullException.ThrowIfNull(assign);
@@ -541,6 +545,17 @@ public sealed class TaskDispatcher
     public long Dispatched => Interlocked.Read(ref _dispatched);
     public long LeaseExpirations => Interlocked.Read(ref _leaseExpirations);
 
+    // Restores a count kept across a restart (it only ever rises).
+    public void SeedDeadlineMisses(string tenantId, SlaPriority priority, long misses)
+    {
+        ArgumentNullException.ThrowIfNull(tenantId);
+        lock (_lock)
+        {
+            ref var count = ref CollectionsMarshal.GetValueRefOrAddDefault(_deadlineMisses, (tenantId, PriorityLevels.Of(priority)), out _);
+            count = Math.Max(count, misses);
+        }
+    }
+
     // (tenant, priority, misses) for /metrics.
     public IReadOnlyList<(string TenantId, SlaPriority Priority, long Misses)> DeadlineMisses()
     {
@@ -757,6 +772,7 @@ public sealed class TaskDispatcher
             entry.MissCounted = true;
             ref var misses = ref CollectionsMarshal.GetValueRefOrAddDefault(_deadlineMisses, (entry.Task.TenantId, entry.Level), out _);
             misses++;
+            _onMissCounted?.Invoke(entry.Task.TenantId, (SlaPriority)(entry.Level + 1), misses);
         }
         if (entry.Task.OnDeadlineMiss != DeadlineMissPolicy.Fail || _onDeadlineFailed is null)
             return false;

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Common.Runs;
 using Wayang.Fast.Execution.Dispatch;
 
 namespace Wayang.Fast.Execution.Engine;
@@ -12,6 +13,10 @@ namespace Wayang.Fast.Execution.Engine;
 public sealed partial class ExecutionEngine
 {
     private const string SchedulePrefix = "sched/";
+    // "misses/<tenant>/<priority byte>": the tenant's deadline-miss count (8 bytes, little endian), so /metrics keeps
+    // counting across a restart. Written after each miss without waiting: a crash can lose the last group commit's.
+    private const string MissPrefix = "misses/";
+    private readonly ConcurrentDictionary<(string TenantId, SlaPriority Priority), long> _missCounts = new();
     private readonly ConcurrentDictionary<string, TenantLimiter> _limiters = new(StringComparer.Ordinal);
 
     public IReadOnlyList<TenantSchedule> GetTenantSchedules(string? tenantId = null) =>
@@ -36,6 +41,43 @@ public sealed partial class ExecutionEngine
             var schedule = JsonSerializer.Deserialize(value, ExecutionJsonContext.Default.TenantSchedule);
             if (schedule is not null)
                 Apply(schedule);
+        }
+    }
+
+    // Called under the dispatcher's lock: record, and write off it.
+    private void OnMissCounted(string tenantId, SlaPriority priority, long total)
+    {
+        _missCounts.AddOrUpdate((tenantId, priority), total, (_, old) => Math.Max(old, total));
+        ThreadPool.UnsafeQueueUserWorkItem(static s => _ = s.Engine.WriteMissesAsync(s.Key), (Engine: this, Key: (tenantId, priority)), preferLocal: false);
+    }
+
+    private async Task WriteMissesAsync((string TenantId, SlaPriority Priority) key)
+    {
+        // The latest count, whichever write runs last: the stored value never goes back.
+        var value = new byte[sizeof(long)];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(value, _missCounts.GetValueOrDefault(key));
+        try
+        {
+            await _store.PutAsync(Encoding.UTF8.GetBytes($"{MissPrefix}{key.TenantId}/{(byte)key.Priority}"), value).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or WayangException)
+        {
+            // Shutting down, or the store failed (the engine reports that elsewhere): the count is best effort.
+        }
+    }
+
+    private void LoadDeadlineMisses()
+    {
+        foreach (var (key, value) in _store.ScanPrefix(Encoding.UTF8.GetBytes(MissPrefix)))
+        {
+            var text = Encoding.UTF8.GetString(key.AsSpan(MissPrefix.Length));
+            int slash = text.LastIndexOf('/');
+            if (slash <= 0 || value.Length != sizeof(long) || !byte.TryParse(text.AsSpan(slash + 1), out var priority))
+                continue;
+            var tenant = text[..slash];
+            long count = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(value);
+            _missCounts[(tenant, (SlaPriority)priority)] = count;
+            _dispatcher.SeedDeadlineMisses(tenant, (SlaPriority)priority, count);
         }
     }
 

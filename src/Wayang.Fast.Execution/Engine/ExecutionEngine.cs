@@ -28,8 +28,8 @@ namespace Wayang.Fast.Execution.Engine;
 // dispatched only after the write that made them ready is durable.
 //
 // Storage keys: "run/<runId>" (RunState, one record per run, rewritten on each durable change), "idem/<tenant>/<key>"
-// (IdempotencyRecord), "dlq/<tenant>/<id>" (DeadLetter), "sched/<tenant>" (TenantSchedule), "exec/token-key" (the
-// task-token HMAC key when the options give none).
+// (IdempotencyRecord), "dlq/<tenant>/<id>" (DeadLetter), "sched/<tenant>" (TenantSchedule), "misses/<tenant>/<priority>"
+// (deadline-miss count), "exec/token-key" (the task-token HMAC key when the options give none).
 public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
 {
     internal const string RunKeyPrefix = "run/";
@@ -78,7 +78,8 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
         _retentionMs = (long)options.IdempotencyRetention.TotalMilliseconds;
         // A late task under the FAIL policy is failed off the dispatcher's lock (see the lock rule there).
         _dispatcher = new TaskDispatcher(options, time, AssignTask,
-            task => ThreadPool.UnsafeQueueUserWorkItem(static s => s.Engine.OnDeadlineMissed(s.Task), (Engine: this, Task: task), preferLocal: false));
+            task => ThreadPool.UnsafeQueueUserWorkItem(static s => s.Engine.OnDeadlineMissed(s.Task), (Engine: this, Task: task), preferLocal: false),
+            OnMissCounted);
         _timers = new EngineTimers(time, this, logger, options.LeaseDuration);
     }
 
@@ -98,6 +99,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
             engine.LoadDeadLetters();
             // Before the runs: their requeued tasks meet the tenants' weights and limits.
             engine.LoadTenantSchedules();
+            engine.LoadDeadlineMisses();
             int requeued = await engine.RecoverRunsAsync(cancellationToken).ConfigureAwait(false);
             engine._timers.Start();
             engine._sweepTimer = time.CreateTimer(static s => ((ExecutionEngine)s!).SweepIdempotency(), engine, SweepInterval, SweepInterval);
