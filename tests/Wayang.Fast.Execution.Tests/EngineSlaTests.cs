@@ -191,6 +191,14 @@ public sealed class EngineSlaTests
 
         h.AdvanceMs(250);
         await h.SubmitAsync("one-task");
+
+        // Lifted, then set again: a new limit starts with a full second's worth.
+        await h.Engine.SetTenantScheduleAsync(new TenantSchedule(EngineHarness.Tenant));
+        await h.SubmitAsync("one-task");
+        await h.Engine.SetTenantScheduleAsync(new TenantSchedule(EngineHarness.Tenant, MaxSubmitsPerSecond: 2));
+        await h.SubmitAsync("one-task");
+        await h.SubmitAsync("one-task");
+        Assert.Equal(ErrorCode.TenantRateLimited, (await Assert.ThrowsAsync<WayangException>(() => h.SubmitAsync("one-task"))).Error.Code);
     }
 
     [Fact]

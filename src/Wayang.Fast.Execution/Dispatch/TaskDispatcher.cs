@@ -183,7 +183,7 @@ public sealed class TaskDispatcher
             share.Weight = weight;
             share.MaxConcurrent = maxConcurrent;
             // A raised (or removed) limit may free work now.
-            if (!share.AtConcurrencyLimit)
+            if (!share.AtConcurrencyLimit && !_unblocked.Contains(share))
                 _unblocked.Add(share);
             DrainUnblocked();
         }

@@ -128,8 +128,9 @@ public sealed partial class ExecutionEngine
         {
             lock (_gate)
             {
+                // A newly set limit starts with a full bucket; a changed one keeps what is left, capped.
+                _tokens = Schedule.MaxSubmitsPerSecond == 0 ? schedule.MaxSubmitsPerSecond : Math.Min(_tokens, schedule.MaxSubmitsPerSecond);
                 Schedule = schedule;
-                _tokens = Math.Min(_tokens, schedule.MaxSubmitsPerSecond);
             }
             return this;
         }
