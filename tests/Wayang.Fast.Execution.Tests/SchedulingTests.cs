@@ -92,7 +92,7 @@ public sealed class SchedulingTests
     public void Weights_three_to_one_give_three_quarters_of_the_dispatches()
     {
         var (h, e) = BusyExecutor();
-        h.Dispatcher.SetTenantWeight("heavy", 3);
+        h.Dispatcher.SetTenantSchedule("heavy", 3, maxConcurrent: 0);
         for (var i = 0; i < 5000; i++)
         {
             h.Dispatcher.Enqueue(Sla("heavy", "rh", $"n{i}"));
@@ -116,7 +116,7 @@ public sealed class SchedulingTests
     public void A_quiet_tenants_single_task_waits_at_most_the_flooders_weight_in_dispatches(int flooderWeight)
     {
         var (h, e) = BusyExecutor();
-        h.Dispatcher.SetTenantWeight("flood", flooderWeight);
+        h.Dispatcher.SetTenantSchedule("flood", flooderWeight, maxConcurrent: 0);
         for (var i = 0; i < 10_000; i++)
             h.Dispatcher.Enqueue(Sla("flood", "rf", $"n{i}"));
         // The flood is mid-way through its turns when the quiet task arrives.
@@ -140,7 +140,7 @@ public sealed class SchedulingTests
         int[] weights = [2, 5, 3];
         for (var t = 0; t < flooders.Length; t++)
         {
-            h.Dispatcher.SetTenantWeight(flooders[t], weights[t]);
+            h.Dispatcher.SetTenantSchedule(flooders[t], weights[t], maxConcurrent: 0);
             for (var i = 0; i < 3000; i++)
                 h.Dispatcher.Enqueue(Sla(flooders[t], $"r{flooders[t]}", $"n{i}"));
         }
@@ -159,7 +159,7 @@ public sealed class SchedulingTests
     public void An_idle_tenant_banks_no_credit()
     {
         var (h, e) = BusyExecutor();
-        h.Dispatcher.SetTenantWeight("a", 3);
+        h.Dispatcher.SetTenantSchedule("a", 3, maxConcurrent: 0);
         for (var i = 0; i < 200; i++)
             h.Dispatcher.Enqueue(Sla("b", "rb", $"n{i}"));
         // b runs alone for a long time while a is idle.
@@ -187,7 +187,7 @@ public sealed class SchedulingTests
         var equal = Enumerable.Range(0, 100).Select(_ => Next(h, e).StartsWith("ra:", StringComparison.Ordinal)).Count(isA => isA);
         Assert.Equal(50, equal);
 
-        h.Dispatcher.SetTenantWeight("a", 4);
+        h.Dispatcher.SetTenantSchedule("a", 4, maxConcurrent: 0);
         Next(h, e);
         Next(h, e);
         var weighted = Enumerable.Range(0, 100).Select(_ => Next(h, e).StartsWith("ra:", StringComparison.Ordinal)).Count(isA => isA);
@@ -198,9 +198,9 @@ public sealed class SchedulingTests
     public void Weights_are_one_to_a_thousand()
     {
         var h = new DispatchHarness();
-        Assert.Throws<ArgumentOutOfRangeException>(() => h.Dispatcher.SetTenantWeight("a", 0));
-        Assert.Throws<ArgumentOutOfRangeException>(() => h.Dispatcher.SetTenantWeight("a", TaskDispatcher.MaxWeight + 1));
-        h.Dispatcher.SetTenantWeight("a", TaskDispatcher.MaxWeight);
+        Assert.Throws<ArgumentOutOfRangeException>(() => h.Dispatcher.SetTenantSchedule("a", 0, maxConcurrent: 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => h.Dispatcher.SetTenantSchedule("a", TaskDispatcher.MaxWeight + 1, maxConcurrent: 0));
+        h.Dispatcher.SetTenantSchedule("a", TaskDispatcher.MaxWeight, maxConcurrent: 0);
     }
 
     [Fact]

@@ -40,7 +40,7 @@ public class SchedulingBenchmarks
         });
         _channel.Offered = () => offered!;
         for (var t = 0; t < Tenants; t++)
-            _dispatcher.SetTenantWeight("t" + t, 1 + (t % 4));
+            _dispatcher.SetTenantSchedule("t" + t, 1 + (t % 4), maxConcurrent: 0);
 
         var deadlineBase = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 3_600_000;
         SlaPriority[] priorities = [SlaPriority.Low, SlaPriority.Normal, SlaPriority.High, SlaPriority.Critical];

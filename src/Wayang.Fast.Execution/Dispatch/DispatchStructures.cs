@@ -96,16 +96,18 @@ internal static class PriorityLevels
         SlaPriority.Critical => 3,
         _ => 1,
     };
+
+    // The class a level stands for: Unspecified comes back as Normal, so a count or label never splits the two.
+    public static SlaPriority PriorityOf(int level) => (SlaPriority)(level + 1);
 }
 
 // A tenant's share of dispatch, shared by all its queues so a weight change applies at once and costs one write.
-internal sealed class TenantShare(string tenantId)
+internal sealed class TenantShare
 {
-    public readonly string TenantId = tenantId;
     public int Weight = 1;
     // 0 = no limit. At the limit the tenant's queues are passed over (tasks stay queued) until one of its leases ends.
     public int MaxConcurrent;
-    // Across all the tenant's queues; Queued is read without the lock for admission.
+    // Across all the tenant's queues (Queued: the submission check for the tenant's queued limit).
     public int Queued;
     public int Leased;
     public readonly List<TaskQueue> Queues = [];

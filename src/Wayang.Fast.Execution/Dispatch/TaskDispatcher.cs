@@ -92,9 +92,7 @@ public sealed class TaskDispatcher
 
     private long _sequence;
     private readonly Action<QueuedTask>? _onDeadlineFailed;
-    private readonly Action<string, SlaPriority, long>? _onMissCounted;
-    // Deadline misses by (tenant, priority level), counted when a late task reaches its turn.
-    private readonly Dictionary<(string TenantId, int Level), long> _deadlineMisses = [];
+    private readonly Action<string, SlaPriority>? _onDeadlineMissed;
     // Queue order among equals: new tasks count up, redeliveries count down (so they go first).
     private long _taskSequence;
     private long _frontSequence;
@@ -105,15 +103,16 @@ public sealed class TaskDispatcher
     // onDeadlineFailed: a task under the FAIL deadline-miss policy reached its turn after its deadline; it has left the
     // dispatcher and the callee fails its attempt. Called under the dispatcher's lock: it must only hand the task off
     // (queue work elsewhere), never call back in.
-    // onMissCounted(tenant, priority, total): a tenant's miss count rose (the engine persists it); same rule.
+    // onDeadlineMissed(tenant, priority): a late task reached its turn, under either policy (the engine counts misses
+    // and keeps the counts); same rule.
     public TaskDispatcher(ExecutionOptions options, TimeProvider time, AssignmentFactory assign, Action<QueuedTask>? onDeadlineFailed = null,
-        Action<string, SlaPriority, long>? onMissCounted = null)
+        Action<string, SlaPriority>? onDeadlineMissed = null)
     {
-        _onDeadlineFailed = onDeadlineFailed;
-        _onMissCounted = onMissCounted;
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(time);
         ArgumentNullException.ThrowIfNull(assign);
+        _onDeadlineFailed = onDeadlineFailed;
+        _onDeadlineMissed = onDeadlineMissed;
         _options = options;
         _time = time;
         _assign = assign;
@@ -152,24 +151,12 @@ public sealed class TaskDispatcher
             Drain(queue);
     }
 
-    // A tenant's weight in fair share (1..MaxWeight): within a priority level, shared executors serve tenants' queues
-    // in proportion to their weights. Takes effect at the next turn of each of the tenant's queues.
-    public void SetTenantWeight(string tenantId, int weight)
-    {
-        ArgumentNullException.ThrowIfNull(tenantId);
-        ArgumentOutOfRangeException.ThrowIfLessThan(weight, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(weight, MaxWeight);
-        lock (_lock)
-        {
-            ApplyPostedLocked();
-            ShareOf(tenantId).Weight = weight;
-        }
-    }
-
     public const int MaxWeight = 1000;
 
-    // A tenant's dispatch settings: weight (see SetTenantWeight) and the most tasks it may have leased at once
-    // (0 = no limit; beyond it its tasks stay queued, never dropped).
+    // A tenant's dispatch settings. weight (1..MaxWeight): within a priority level, shared executors serve tenants'
+    // queues in proportion to their weights; it takes effect at the next turn of each of the tenant's queues.
+    // maxConcurrent: the most tasks it may have leased at once (0 = no limit; beyond it its tasks stay queued, never
+    // dropped).
     public void SetTenantSchedule(string tenantId, int weight, int maxConcurrent)
     {
         ArgumentNullException.ThrowIfNull(tenantId);
@@ -180,12 +167,15 @@ public sealed class TaskDispatcher
         {
             ApplyPostedLocked();
             var share = ShareOf(tenantId);
+            bool wasAtLimit = share.AtConcurrencyLimit;
             share.Weight = weight;
             share.MaxConcurrent = maxConcurrent;
-            // A raised (or removed) limit may free work now.
-            if (!share.AtConcurrencyLimit && !_unblocked.Contains(share))
+            // Only a tenant the old limit held back has queued work that may go now.
+            if (wasAtLimit && !share.AtConcurrencyLimit)
+            {
                 _unblocked.Add(share);
-            DrainUnblocked();
+                DrainUnblocked();
+            }
         }
     }
 
@@ -545,30 +535,6 @@ public sealed class TaskDispatcher
     public long Dispatched => Interlocked.Read(ref _dispatched);
     public long LeaseExpirations => Interlocked.Read(ref _leaseExpirations);
 
-    // Restores a count kept across a restart (it only ever rises).
-    public void SeedDeadlineMisses(string tenantId, SlaPriority priority, long misses)
-    {
-        ArgumentNullException.ThrowIfNull(tenantId);
-        lock (_lock)
-        {
-            ref var count = ref CollectionsMarshal.GetValueRefOrAddDefault(_deadlineMisses, (tenantId, PriorityLevels.Of(priority)), out _);
-            count = Math.Max(count, misses);
-        }
-    }
-
-    // (tenant, priority, misses) for /metrics.
-    public IReadOnlyList<(string TenantId, SlaPriority Priority, long Misses)> DeadlineMisses()
-    {
-        lock (_lock)
-        {
-            ApplyPostedLocked();
-            var list = new List<(string, SlaPriority, long)>(_deadlineMisses.Count);
-            foreach (var ((tenant, level), misses) in _deadlineMisses)
-                list.Add((tenant, (SlaPriority)(level + 1), misses));
-            return list;
-        }
-    }
-
     // ---- the policy: priority levels, earliest deadline first within a tenant, weighted fair share between tenants ----
     // Which executor takes a task: the least loaded (in flight / slots, ties to the earliest registered) among the
     // ready executors allowed to serve it: the task tenant's own executors of its type and the shared ones.
@@ -763,16 +729,15 @@ public sealed class TaskDispatcher
         return Outcome.Pushed;
     }
 
-    // A late task reached its turn: count the miss once (a redelivery of it is not a new miss), and under the FAIL
-    // policy take it out and hand it to the engine. Returns true when the task left.
+    // A late task reached its turn: report the miss once per queued entry (a push retried after a closed executor is
+    // not a second miss; a redelivery after a lease expiry or disconnect is queued anew and reported again), and under
+    // the FAIL policy take it out and hand it to the engine. Returns true when the task left.
     private bool DeadlineMissed(TaskEntry entry)
     {
         if (!entry.MissCounted)
         {
             entry.MissCounted = true;
-            ref var misses = ref CollectionsMarshal.GetValueRefOrAddDefault(_deadlineMisses, (entry.Task.TenantId, entry.Level), out _);
-            misses++;
-            _onMissCounted?.Invoke(entry.Task.TenantId, (SlaPriority)(entry.Level + 1), misses);
+            _onDeadlineMissed?.Invoke(entry.Task.TenantId, PriorityLevels.PriorityOf(entry.Level));
         }
         if (entry.Task.OnDeadlineMiss != DeadlineMissPolicy.Fail || _onDeadlineFailed is null)
             return false;
@@ -936,7 +901,7 @@ public sealed class TaskDispatcher
     private TenantShare ShareOf(string tenantId)
     {
         ref var share = ref CollectionsMarshal.GetValueRefOrAddDefault(_shares, tenantId, out _);
-        return share ??= new TenantShare(tenantId);
+        return share ??= new TenantShare();
     }
 
     private TypeIndex TypeOf(string executorType)

@@ -137,9 +137,9 @@ public sealed partial class ExecutionEngine
             deferred.Add(nodeId);
     }
 
-    // readyAtMs: when the node's task became ready (a node latency budget counts from it); recovery passes the original
-    // time so a restart does not move the deadline.
-    private static QueuedTask MakeTask(RunEntry entry, NodeDefinition def, NodeState node, long now, long readyAtMs = -1) => new()
+    // readyAtMs: when the node's task became ready, if not now (a node latency budget counts from it); recovery passes
+    // the original time so a restart does not move the deadline.
+    private static QueuedTask MakeTask(RunEntry entry, NodeDefinition def, NodeState node, long now, long? readyAtMs = null) => new()
     {
         TenantId = entry.State.TenantId,
         ExecutorType = def.ExecutorType ?? "",
@@ -149,9 +149,9 @@ public sealed partial class ExecutionEngine
         TaskId = TaskIdOf(entry.State.RunId, node.NodeId, node.Attempt),
         Labels = def.Labels,
         EnqueuedAtMs = now,
-        // The node's SLA overrides the run's, field by field; a node latency budget counts from now (ready).
+        // The node's SLA overrides the run's, field by field; a node latency budget counts from when the task is ready.
         Priority = def.Sla?.Priority ?? entry.State.Priority,
-        DeadlineAtMs = def.Sla?.LatencyBudgetMs is { } budget ? (readyAtMs >= 0 ? readyAtMs : now) + budget : entry.State.DeadlineAtMs,
+        DeadlineAtMs = def.Sla?.LatencyBudgetMs is { } budget ? (readyAtMs ?? now) + budget : entry.State.DeadlineAtMs,
         OnDeadlineMiss = def.Sla?.OnDeadlineMiss ?? entry.State.OnDeadlineMiss,
     };
 

@@ -13,8 +13,9 @@ namespace Wayang.Fast.Execution.Engine;
 public sealed partial class ExecutionEngine
 {
     private const string SchedulePrefix = "sched/";
-    // "misses/<tenant>/<priority byte>": the tenant's deadline-miss count (8 bytes, little endian), so /metrics keeps
-    // counting across a restart. Written after each miss without waiting: a crash can lose the last group commit's.
+    // Deadline misses per (tenant, priority), the one count: /metrics reads it, and it is kept under
+    // "misses/<tenant>/<priority byte>" (8 bytes, little endian) so it goes on across a restart. Written after each
+    // miss without waiting: a crash can lose the last group commit's.
     private const string MissPrefix = "misses/";
     private readonly ConcurrentDictionary<(string TenantId, SlaPriority Priority), long> _missCounts = new();
     private readonly ConcurrentDictionary<string, TenantLimiter> _limiters = new(StringComparer.Ordinal);
@@ -44,12 +45,15 @@ public sealed partial class ExecutionEngine
         }
     }
 
-    // Called under the dispatcher's lock: record, and write off it.
-    private void OnMissCounted(string tenantId, SlaPriority priority, long total)
+    // Called under the dispatcher's lock: count, and write off it.
+    private void OnDeadlineMissCounted(string tenantId, SlaPriority priority)
     {
-        _missCounts.AddOrUpdate((tenantId, priority), total, (_, old) => Math.Max(old, total));
+        _missCounts.AddOrUpdate((tenantId, priority), 1, static (_, count) => count + 1);
         ThreadPool.UnsafeQueueUserWorkItem(static s => _ = s.Engine.WriteMissesAsync(s.Key), (Engine: this, Key: (tenantId, priority)), preferLocal: false);
     }
+
+    private IReadOnlyList<(string TenantId, SlaPriority Priority, long Misses)> DeadlineMisses() =>
+        [.. _missCounts.Select(static kv => (kv.Key.TenantId, kv.Key.Priority, kv.Value))];
 
     private async Task WriteMissesAsync((string TenantId, SlaPriority Priority) key)
     {
@@ -77,7 +81,6 @@ public sealed partial class ExecutionEngine
             var tenant = text[..slash];
             long count = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(value);
             _missCounts[(tenant, (SlaPriority)priority)] = count;
-            _dispatcher.SeedDeadlineMisses(tenant, (SlaPriority)priority, count);
         }
     }
 

@@ -79,7 +79,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
         // A late task under the FAIL policy is failed off the dispatcher's lock (see the lock rule there).
         _dispatcher = new TaskDispatcher(options, time, AssignTask,
             task => ThreadPool.UnsafeQueueUserWorkItem(static s => s.Engine.OnDeadlineMissed(s.Task), (Engine: this, Task: task), preferLocal: false),
-            OnMissCounted);
+            OnDeadlineMissCounted);
         _timers = new EngineTimers(time, this, logger, options.LeaseDuration);
     }
 
@@ -544,7 +544,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
         return new ExecutionStats(queues, executors, active, _dispatcher.Dispatched, Interlocked.Read(ref _tasksCompleted), Interlocked.Read(ref _tasksFailed),
             Interlocked.Read(ref _tasksRetried), Interlocked.Read(ref _deadLettered), _dispatcher.LeaseExpirations)
         {
-            DeadlineMisses = _dispatcher.DeadlineMisses(),
+            DeadlineMisses = DeadlineMisses(),
         };
     }
 
