@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text;
@@ -34,12 +33,7 @@ internal static class FairnessLoadRunner
         await TaskLoadRunner.RegisterWorkflowAsync(endPoint, floodKey, connectCts.Token);
         await TaskLoadRunner.RegisterWorkflowAsync(endPoint, quietKey, connectCts.Token);
         var window = Window.StartingNow(options);
-        var executors = new List<LoadExecutor>();
-        for (int i = 0; i < options.Executors; i++)
-        {
-            var connection = await LoadConnection.ConnectAsync(endPoint, adminKey, "loadgen-executor", connectCts.Token);
-            executors.Add(new LoadExecutor(connection, $"loadgen-{Environment.ProcessId}-{i}", options.Slots, window, trackTenant: QuietTenant));
-        }
+        var executors = await TaskLoadRunner.ConnectExecutorsAsync(options, endPoint, adminKey, window, trackTenant: QuietTenant, connectCts.Token);
         var flood = new List<LoadSubmitter>();
         for (int i = 0; i < options.FloodConnections; i++)
             flood.Add(new LoadSubmitter(await LoadConnection.ConnectAsync(endPoint, floodKey, "loadgen-flood", connectCts.Token), window, options.Pipeline, 0, options.MaxInFlight));
@@ -53,9 +47,8 @@ internal static class FairnessLoadRunner
 
         // The flood never drains in time (that is the point): stop once the quiet tenant's submissions are all dispatched.
         await quietTask.WaitAsync(options.Warmup + options.Duration + options.DrainTimeout, cancellationToken).ConfigureAwait(false);
-        var drainDeadline = Stopwatch.GetTimestamp() + (long)(options.DrainTimeout.TotalSeconds * Stopwatch.Frequency);
-        while (executors.Sum(e => e.TrackedDispatchLatency.TotalCount) < quiet.MeasuredAcked && Stopwatch.GetTimestamp() < drainDeadline)
-            await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+        await TaskLoadRunner.DrainAsync(() => executors.Sum(e => e.TrackedDispatchLatency.TotalCount) >= quiet.MeasuredAcked, options.DrainTimeout, cancellationToken)
+            .ConfigureAwait(false);
         stop.Cancel();
         await Task.WhenAll(executorTasks.Concat(floodTasks).Select(t => t.ContinueWith(static _ => { }, TaskScheduler.Default))).ConfigureAwait(false);
 

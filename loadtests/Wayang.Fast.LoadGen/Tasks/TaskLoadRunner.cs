@@ -31,12 +31,7 @@ internal static class TaskLoadRunner
         await RegisterWorkflowAsync(endPoint, apiKey, connectCts.Token);
         var window = Window.StartingNow(options);
 
-        var executors = new List<LoadExecutor>();
-        for (int i = 0; i < options.Executors; i++)
-        {
-            var connection = await LoadConnection.ConnectAsync(endPoint, apiKey, "loadgen-executor", connectCts.Token);
-            executors.Add(new LoadExecutor(connection, $"loadgen-{Environment.ProcessId}-{i}", options.Slots, window));
-        }
+        var executors = await ConnectExecutorsAsync(options, endPoint, apiKey, window, trackTenant: null, connectCts.Token);
         var submitters = new List<LoadSubmitter>();
         double perConnectionRate = options.Model == LoadModel.Open ? options.Rate / options.Connections : 0;
         for (int i = 0; i < options.Connections; i++)
@@ -53,9 +48,7 @@ internal static class TaskLoadRunner
         // Submitters stop on their own at the end of the window; then executors get the drain time to finish.
         await Task.WhenAll(submitterTasks).WaitAsync(options.Warmup + options.Duration + options.DrainTimeout + TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
         long submitted = submitters.Sum(s => s.MeasuredAcked);
-        var drainDeadline = Stopwatch.GetTimestamp() + (long)(options.DrainTimeout.TotalSeconds * Stopwatch.Frequency);
-        while (executors.Sum(e => e.MeasuredCompleted) < submitted && Stopwatch.GetTimestamp() < drainDeadline)
-            await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+        await DrainAsync(() => executors.Sum(e => e.MeasuredCompleted) >= submitted, options.DrainTimeout, cancellationToken).ConfigureAwait(false);
         stop.Cancel();
         await Task.WhenAll(executorTasks.Select(t => t.ContinueWith(static _ => { }, TaskScheduler.Default))).ConfigureAwait(false);
 
@@ -110,6 +103,28 @@ internal static class TaskLoadRunner
         var (type, reply) = await setup.CallAsync(Opcode.WorkflowRegister, body, cancellationToken);
         if (type != FrameType.Response)
             throw new InvalidOperationException("registering the load workflow failed: " + LoadConnection.DescribeError(reply));
+    }
+
+    // --executors connections, each registering one executor of --slots slots (with the key's tenant; shared when
+    // that is the system tenant).
+    internal static async Task<List<LoadExecutor>> ConnectExecutorsAsync(LoadOptions options, IPEndPoint endPoint, string apiKey, Window window,
+        string? trackTenant, CancellationToken cancellationToken)
+    {
+        var executors = new List<LoadExecutor>();
+        for (int i = 0; i < options.Executors; i++)
+        {
+            var connection = await LoadConnection.ConnectAsync(endPoint, apiKey, "loadgen-executor", cancellationToken);
+            executors.Add(new LoadExecutor(connection, $"loadgen-{Environment.ProcessId}-{i}", options.Slots, window, trackTenant));
+        }
+        return executors;
+    }
+
+    // Polls until done() or the drain time is up (after the window, the executors finish what was acknowledged in it).
+    internal static async Task DrainAsync(Func<bool> done, TimeSpan drainTimeout, CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(drainTimeout.TotalSeconds * Stopwatch.Frequency);
+        while (!done() && Stopwatch.GetTimestamp() < deadline)
+            await Task.Delay(20, cancellationToken).ConfigureAwait(false);
     }
 
     internal static LongHistogram Merge(IEnumerable<LongHistogram> histograms)
