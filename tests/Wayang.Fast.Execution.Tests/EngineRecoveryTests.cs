@@ -12,11 +12,8 @@ public sealed class EngineRecoveryTests
 {
     private static ExecutionOptions Options() => new() { TokenSigningKey = null };
 
-    private static async Task<EngineHarness> OpenAsync(TempDirectory dir, FakeTimeProvider? time = null, ExecutionOptions? options = null)
-    {
-        var store = await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null);
-        return await EngineHarness.StartAsync(options ?? Options(), store: store, time: time);
-    }
+    private static Task<EngineHarness> OpenAsync(TempDirectory dir, FakeTimeProvider? time = null, ExecutionOptions? options = null) =>
+        EngineHarness.StartOnDiskAsync(dir.Path, time, options ?? Options());
 
     [Fact]
     public async Task QueuedAndLeasedTasksComeBackAsTheSameAttempt()

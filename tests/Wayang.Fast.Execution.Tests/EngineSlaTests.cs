@@ -3,7 +3,6 @@ using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Common.Runs;
 using Wayang.Fast.Execution.Definitions;
 using Wayang.Fast.Execution.Engine;
-using Wayang.Fast.Storage;
 using static Wayang.Fast.Execution.Tests.Workflows;
 
 namespace Wayang.Fast.Execution.Tests;
@@ -129,10 +128,9 @@ public sealed class EngineSlaTests
     public async Task Priorities_and_deadlines_of_queued_tasks_survive_a_restart()
     {
         using var dir = new TempDirectory("engine-sla");
-        var options = new ExecutionOptions { TokenSigningKey = null };
         string low, critical, late;
         FakeTimeProvider time;
-        await using (var h = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null)))
+        await using (var h = await EngineHarness.StartOnDiskAsync(dir.Path))
         {
             time = h.Time;
             await h.RegisterAsync(OneTask());
@@ -143,7 +141,7 @@ public sealed class EngineSlaTests
         // The deadline is absolute: after the restart (and 10 s later) it has passed.
         time.Advance(TimeSpan.FromSeconds(11));
 
-        await using var reopened = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null), time: time);
+        await using var reopened = await EngineHarness.StartOnDiskAsync(dir.Path, time);
         var executor = reopened.Connect(slots: 1);
         var first = await executor.NextAsync();
         Assert.Equal(critical, first.RunId);
@@ -216,9 +214,8 @@ public sealed class EngineSlaTests
     public async Task Schedules_are_durable_and_apply_again_after_a_restart()
     {
         using var dir = new TempDirectory("engine-sched");
-        var options = new ExecutionOptions { TokenSigningKey = null };
         FakeTimeProvider time;
-        await using (var h = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null)))
+        await using (var h = await EngineHarness.StartOnDiskAsync(dir.Path))
         {
             time = h.Time;
             await h.RegisterAsync(OneTask());
@@ -227,7 +224,7 @@ public sealed class EngineSlaTests
                 await h.SubmitAsync("one-task");
         }
 
-        await using var reopened = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null), time: time);
+        await using var reopened = await EngineHarness.StartOnDiskAsync(dir.Path, time);
         Assert.Equal(new TenantSchedule(EngineHarness.Tenant, 3, 1), Assert.Single(reopened.Engine.GetTenantSchedules()));
         // The concurrency limit holds for the recovered tasks: one at a time although the executor has 5 slots.
         var executor = reopened.Connect(slots: 5);
@@ -242,12 +239,11 @@ public sealed class EngineSlaTests
     public async Task A_node_latency_budget_keeps_its_deadline_across_a_restart()
     {
         using var dir = new TempDirectory("engine-sla-node");
-        var options = new ExecutionOptions { TokenSigningKey = null };
         var node = TaskNode("start");
         node.Sla = new NodeSla { LatencyBudgetMs = 10_000, OnDeadlineMiss = DeadlineMissPolicy.Fail };
         string runId;
         FakeTimeProvider time;
-        await using (var h = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null)))
+        await using (var h = await EngineHarness.StartOnDiskAsync(dir.Path))
         {
             time = h.Time;
             await h.RegisterAsync(Define("budgeted", node));
@@ -256,7 +252,7 @@ public sealed class EngineSlaTests
         time.Advance(TimeSpan.FromSeconds(11));
 
         // Counted from when the task became ready before the restart, the budget is spent: the task fails unrun.
-        await using var reopened = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null), time: time);
+        await using var reopened = await EngineHarness.StartOnDiskAsync(dir.Path, time);
         var executor = reopened.Connect(slots: 1);
         var failed = await reopened.WaitStatusAsync(runId, RunStatus.Failed);
         Assert.Equal("DEADLINE_EXCEEDED", Assert.Single(failed.Nodes["start"].Attempts).ErrorCode);
@@ -267,9 +263,8 @@ public sealed class EngineSlaTests
     public async Task Deadline_miss_counts_survive_a_restart()
     {
         using var dir = new TempDirectory("engine-sla-misses");
-        var options = new ExecutionOptions { TokenSigningKey = null };
         FakeTimeProvider time;
-        await using (var h = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null)))
+        await using (var h = await EngineHarness.StartOnDiskAsync(dir.Path))
         {
             time = h.Time;
             await h.RegisterAsync(OneTask());
@@ -281,7 +276,7 @@ public sealed class EngineSlaTests
             await EngineHarness.WaitUntilAsync(() => h.Store.TryGet("misses/acme/4"u8, out _), "the miss count is stored", null);
         }
 
-        await using var reopened = await EngineHarness.StartAsync(options, store: await FasterStateStore.OpenAsync(EngineHarness.SmallStorage(dir.Path), logger: null), time: time);
+        await using var reopened = await EngineHarness.StartOnDiskAsync(dir.Path, time);
         Assert.Contains((EngineHarness.Tenant, SlaPriority.Critical, 1L), reopened.Engine.GetStats(null).DeadlineMisses);
     }
 }

@@ -49,6 +49,14 @@ internal sealed class EngineHarness : IAsyncDisposable
         return harness;
     }
 
+    // Over the real FASTER store in directory (a restart test opens it again on the same directory and clock). The token
+    // key is left to the engine, so it is stored and survives the restart like in production.
+    public static async Task<EngineHarness> StartOnDiskAsync(string directory, FakeTimeProvider? time = null, ExecutionOptions? options = null)
+    {
+        var store = await FasterStateStore.OpenAsync(SmallStorage(directory), logger: null);
+        return await StartAsync(options ?? new ExecutionOptions { TokenSigningKey = null }, store: store, time: time);
+    }
+
     // Stops the engine (not the store) and opens a new one over the same store: a restart without a crash.
     public async Task RestartAsync(IStateStore? newStore = null)
     {
