@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Time.Testing;
 using Wayang.Fast.Common.Runs;
 using Wayang.Fast.Execution.Engine;
-using Wayang.Fast.Storage;
 using static Wayang.Fast.Execution.Tests.Workflows;
 
 namespace Wayang.Fast.Execution.Tests;
