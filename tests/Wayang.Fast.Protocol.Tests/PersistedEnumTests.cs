@@ -56,11 +56,14 @@ public class PersistedEnumTests
         ("SlowConsumer", 1017),
         ("Unauthenticated", 2001), ("KeyRevoked", 2002), ("PermissionDenied", 2003), ("TenantNotFound", 2004),
         ("TenantExists", 2005), ("KeyNotFound", 2006),
+        ("RoleNotFound", 2007), ("RoleBuiltIn", 2008), ("RoleInUse", 2009), ("AgentInvalid", 2010), ("AgentNotFound", 2011),
+        ("DefinitionStateConflict", 2012), ("DefinitionInUse", 2013),
         ("WorkflowInvalid", 3001), ("WorkflowNotFound", 3002), ("RunNotFound", 3003), ("RunStateConflict", 3004),
         ("QueueFull", 3005), ("IdempotencyKeyConflict", 3006), ("TaskTokenInvalid", 3007), ("TaskTokenExpired", 3008),
         ("AttemptSuperseded", 3009), ("ExecutorExists", 3010), ("ExecutorNotRegistered", 3011), ("AgentUnavailable", 3012),
         ("DeadLetterNotFound", 3013), ("RunInputInvalid", 3014), ("RunStuck", 3015), ("TaskTimeout", 3016), ("TaskFailed", 3017),
         ("DeadlineExceeded", 3018), ("TenantQueueLimit", 3019), ("TenantRateLimited", 3020),
+        ("WorkflowNotPublished", 3021),
         ("StorageFormatTooNew", 5001), ("StorageCorrupt", 5002), ("StorageIo", 5003), ("StorageLocked", 5004),
         ("ConnectionClosed", 6001), ("ClientTimeout", 6002), ("NotConnected", 6003));
 

@@ -44,6 +44,13 @@ public enum ErrorCode
     TenantNotFound = 2004,
     TenantExists = 2005,
     KeyNotFound = 2006,
+    RoleNotFound = 2007,
+    RoleBuiltIn = 2008,
+    RoleInUse = 2009,
+    AgentInvalid = 2010,
+    AgentNotFound = 2011,
+    DefinitionStateConflict = 2012,
+    DefinitionInUse = 2013,
 
     // Execution: workflows, runs, tasks, executors, dead letters
     WorkflowInvalid = 3001,
@@ -66,6 +73,7 @@ public enum ErrorCode
     DeadlineExceeded = 3018,
     TenantQueueLimit = 3019,
     TenantRateLimited = 3020,
+    WorkflowNotPublished = 3021,
 
     // Storage and server
     StorageFormatTooNew = 5001,

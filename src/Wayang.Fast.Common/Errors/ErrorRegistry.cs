@@ -40,6 +40,13 @@ public static class ErrorRegistry
         new(ErrorCode.TenantNotFound, "TENANT_NOT_FOUND", false, "The tenant does not exist."),
         new(ErrorCode.TenantExists, "TENANT_EXISTS", false, "A tenant with this id already exists."),
         new(ErrorCode.KeyNotFound, "KEY_NOT_FOUND", false, "The API key does not exist."),
+        new(ErrorCode.RoleNotFound, "ROLE_NOT_FOUND", false, "The role does not exist."),
+        new(ErrorCode.RoleBuiltIn, "ROLE_BUILT_IN", false, "Built-in roles cannot be changed or deleted."),
+        new(ErrorCode.RoleInUse, "ROLE_IN_USE", false, "The role is still bound to principals."),
+        new(ErrorCode.AgentInvalid, "AGENT_INVALID", false, "The agent definition is invalid."),
+        new(ErrorCode.AgentNotFound, "AGENT_NOT_FOUND", false, "The agent definition or version does not exist."),
+        new(ErrorCode.DefinitionStateConflict, "DEFINITION_STATE_CONFLICT", false, "The definition version's lifecycle state does not allow this operation."),
+        new(ErrorCode.DefinitionInUse, "DEFINITION_IN_USE", false, "The definition version is used by active runs."),
 
         new(ErrorCode.WorkflowInvalid, "WORKFLOW_INVALID", false, "The workflow definition is invalid."),
         new(ErrorCode.WorkflowNotFound, "WORKFLOW_NOT_FOUND", false, "The workflow or workflow version does not exist."),
@@ -61,6 +68,7 @@ public static class ErrorRegistry
         new(ErrorCode.DeadlineExceeded, "DEADLINE_EXCEEDED", false, "The task's deadline passed before it was dispatched."),
         new(ErrorCode.TenantQueueLimit, "TENANT_QUEUE_LIMIT", true, "The tenant has as many tasks queued as its limit allows."),
         new(ErrorCode.TenantRateLimited, "TENANT_RATE_LIMITED", true, "The tenant's submission rate limit is exceeded."),
+        new(ErrorCode.WorkflowNotPublished, "WORKFLOW_NOT_PUBLISHED", false, "The workflow version is not published."),
 
         new(ErrorCode.StorageFormatTooNew, "STORAGE_FORMAT_TOO_NEW", false, "The data directory was written by a newer format version."),
         new(ErrorCode.StorageCorrupt, "STORAGE_CORRUPT", false, "The data directory is corrupt."),
