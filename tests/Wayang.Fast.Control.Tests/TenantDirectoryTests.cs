@@ -114,7 +114,7 @@ public sealed class TenantDirectoryTests
         Assert.Equal(ErrorCode.TenantExists, (await Assert.ThrowsAsync<WayangException>(() => directory.CreateTenantAsync("acme", "again").AsTask())).Code);
         Assert.Equal(ErrorCode.InvalidArgument, (await Assert.ThrowsAsync<WayangException>(() => directory.CreateTenantAsync("Bad Id", "").AsTask())).Code);
         Assert.Equal(ErrorCode.TenantNotFound, (await Assert.ThrowsAsync<WayangException>(() => directory.CreateKeyAsync("nope", "k", [Roles.Viewer]).AsTask())).Code);
-        Assert.Equal(ErrorCode.InvalidArgument, (await Assert.ThrowsAsync<WayangException>(() => directory.CreateKeyAsync("acme", "k", ["wizard"]).AsTask())).Code);
+        Assert.Equal(ErrorCode.RoleNotFound, (await Assert.ThrowsAsync<WayangException>(() => directory.CreateKeyAsync("acme", "k", ["wizard"]).AsTask())).Code);
         Assert.Equal(ErrorCode.InvalidArgument, (await Assert.ThrowsAsync<WayangException>(() => directory.CreateKeyAsync("acme", "k", []).AsTask())).Code);
         Assert.Equal(ErrorCode.InvalidArgument, (await Assert.ThrowsAsync<WayangException>(() => directory.CreateKeyAsync("acme", "k", [Roles.PlatformAdmin]).AsTask())).Code);
         Assert.Equal(ErrorCode.KeyNotFound, (await Assert.ThrowsAsync<WayangException>(() => directory.RevokeKeyAsync("missing").AsTask())).Code);

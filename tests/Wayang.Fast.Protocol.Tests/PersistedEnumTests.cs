@@ -37,6 +37,9 @@ public class PersistedEnumTests
         AssertExactly<Opcode>(
             ("None", 0x0000), ("Ping", 0x0001), ("Tick", 0x0002),
             ("TenantCreate", 0x0101), ("TenantList", 0x0102), ("KeyCreate", 0x0103), ("KeyList", 0x0104), ("KeyRevoke", 0x0105),
+            ("RoleList", 0x0106), ("RolePut", 0x0107), ("RoleDelete", 0x0108), ("BindingList", 0x0109), ("BindingGrant", 0x010A), ("BindingRevoke", 0x010B),
+            ("AuditQuery", 0x0110), ("AuditVerify", 0x0111), ("AuditHead", 0x0112),
+            ("DefinitionValidate", 0x0120), ("DefinitionCreate", 0x0121), ("DefinitionTransition", 0x0122), ("DefinitionList", 0x0123), ("DefinitionGet", 0x0124),
             ("WorkflowRegister", 0x0201), ("WorkflowGet", 0x0202), ("WorkflowList", 0x0203),
             ("RunSubmit", 0x0210), ("RunGet", 0x0211), ("RunList", 0x0212), ("RunCancel", 0x0213), ("RunSuspend", 0x0214),
             ("RunResume", 0x0215), ("RunSignal", 0x0216),

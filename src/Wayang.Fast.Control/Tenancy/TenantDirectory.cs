@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Wayang.Fast.Common;
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Control.Rbac;
 using Wayang.Fast.Storage;
 
 namespace Wayang.Fast.Control.Tenancy;
@@ -12,7 +13,7 @@ namespace Wayang.Fast.Control.Tenancy;
 // loaded at start, so authentication (once per connection) and listings never touch storage.
 // Every mutation awaits the store's durable write before it is visible as a result, so a caller that
 // replies afterwards never acknowledges something a crash could lose.
-public sealed class TenantDirectory
+public sealed partial class TenantDirectory
 {
     public const string SystemTenantId = "system";
     public const string BootstrapKeyName = "bootstrap-admin";
@@ -25,14 +26,19 @@ public sealed class TenantDirectory
     private readonly ConcurrentDictionary<string, StoredTenant> _tenants = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, StoredApiKey> _keys = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, StoredApiKey>.AlternateLookup<ReadOnlySpan<char>> _keysBySpan;
+    // One grant per key, shared by all of its connections (see PrincipalGrant).
+    private readonly ConcurrentDictionary<string, PrincipalGrant> _grants = new(StringComparer.Ordinal);
     // Serializes mutations: they are rare (admin calls) and this keeps check-then-write races out.
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+
+    public RoleCatalog RoleCatalog { get; }
 
     public TenantDirectory(IStateStore store, TimeProvider? time = null)
     {
         _store = store;
         _time = time ?? TimeProvider.System;
         _keysBySpan = _keys.GetAlternateLookup<ReadOnlySpan<char>>();
+        RoleCatalog = new RoleCatalog(store);
         foreach (var (_, value) in store.ScanPrefix(Encoding.UTF8.GetBytes(TenantPrefix)))
         {
             var tenant = Deserialize(value, TenancyJsonContext.Default.StoredTenant);
@@ -98,20 +104,14 @@ public sealed class TenantDirectory
             throw new WayangException(ErrorCode.InvalidArgument, "Key name must be 1-64 characters of a-z, 0-9, '-' or '_', starting with a letter or digit.");
         if (roles.Count == 0)
             throw new WayangException(ErrorCode.InvalidArgument, "A key needs at least one role.");
-        foreach (var role in roles)
-        {
-            if (!Roles.IsKnown(role))
-                throw new WayangException(new WayangError(ErrorCode.InvalidArgument, $"Unknown role '{role}'. Known roles: {string.Join(", ", Roles.All)}.", details: new Dictionary<string, string> { ["role"] = role }));
-        }
-        // Platform administration is a property of the system tenant; a tenant's own admin cannot mint it.
-        if (roles.Contains(Roles.PlatformAdmin, StringComparer.Ordinal) && tenantId != SystemTenantId)
-            throw new WayangException(ErrorCode.InvalidArgument, $"Role '{Roles.PlatformAdmin}' can only be granted to keys of the '{SystemTenantId}' tenant.");
 
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             if (!_tenants.ContainsKey(tenantId))
                 throw new WayangException(ErrorCode.TenantNotFound, $"Tenant '{tenantId}' does not exist.");
+            foreach (var role in roles)
+                CheckBindable(tenantId, role);
             var (keyId, secret, fullKey) = ApiKeyFormat.Generate();
             var stored = new StoredApiKey(keyId, tenantId, name, [.. roles.Distinct(StringComparer.Ordinal)], _time.GetUtcNow().ToUnixTimeMilliseconds(), false, 0, ApiKeyFormat.HashSecret(secret));
             var created = new CreatedApiKey(fullKey, stored.ToInfo());
@@ -178,7 +178,7 @@ public sealed class TenantDirectory
         if (stored.Revoked)
             return ErrorCode.KeyRevoked;
 
-        principal = new Principal(stored.TenantId, stored.KeyId, stored.Roles);
+        principal = new Principal(stored.TenantId, stored.KeyId, GrantOf(stored));
         return ErrorCode.None;
     }
 
@@ -186,6 +186,8 @@ public sealed class TenantDirectory
     {
         await _store.PutAsync(Encoding.UTF8.GetBytes(KeyPrefix + stored.KeyId), Serialize(stored, TenancyJsonContext.Default.StoredApiKey), cancellationToken).ConfigureAwait(false);
         _keys[stored.KeyId] = stored;
+        if (_grants.TryGetValue(stored.KeyId, out var grant))
+            grant.Set(SnapshotOf(stored));
     }
 
     private static Tenant ToTenant(StoredTenant t) => new(t.TenantId, t.DisplayName, t.CreatedAtMs);

@@ -18,6 +18,26 @@ public enum Opcode : ushort
     KeyList = 0x0104,
     KeyRevoke = 0x0105,
 
+    // Control: roles and role bindings
+    RoleList = 0x0106,
+    RolePut = 0x0107,
+    RoleDelete = 0x0108,
+    BindingList = 0x0109,
+    BindingGrant = 0x010A,
+    BindingRevoke = 0x010B,
+
+    // Control: audit log
+    AuditQuery = 0x0110,
+    AuditVerify = 0x0111,
+    AuditHead = 0x0112,
+
+    // Control: definitions (workflows and agents) and their lifecycle
+    DefinitionValidate = 0x0120,
+    DefinitionCreate = 0x0121,
+    DefinitionTransition = 0x0122,
+    DefinitionList = 0x0123,
+    DefinitionGet = 0x0124,
+
     // Execution: workflows
     WorkflowRegister = 0x0201,
     WorkflowGet = 0x0202,

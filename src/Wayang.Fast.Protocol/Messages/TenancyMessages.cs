@@ -69,3 +69,71 @@ public sealed class KeyRevokeRequest
 {
     [Key(0)] public string KeyId { get; set; } = "";
 }
+
+[MessagePackObject]
+public sealed class RoleListRequest
+{
+    // Empty: the caller's own tenant.
+    [Key(0)] public string TenantId { get; set; } = "";
+}
+
+[MessagePackObject]
+public sealed class RoleDto
+{
+    [Key(0)] public string TenantId { get; set; } = "";
+    [Key(1)] public string Name { get; set; } = "";
+    [Key(2)] public bool BuiltIn { get; set; }
+    // Permission names (protocol-spec/permissions.md).
+    [Key(3)] public string[] Permissions { get; set; } = [];
+    [Key(4)] public long UpdatedAtMs { get; set; }
+}
+
+[MessagePackObject]
+public sealed class RoleListResponse
+{
+    [Key(0)] public RoleDto[] Roles { get; set; } = [];
+}
+
+[MessagePackObject]
+public sealed class RolePutRequest
+{
+    [Key(0)] public string TenantId { get; set; } = "";
+    [Key(1)] public string Name { get; set; } = "";
+    [Key(2)] public string[] Permissions { get; set; } = [];
+}
+
+[MessagePackObject]
+public sealed class RoleDeleteRequest
+{
+    [Key(0)] public string TenantId { get; set; } = "";
+    [Key(1)] public string Name { get; set; } = "";
+}
+
+[MessagePackObject]
+public sealed class BindingListRequest
+{
+    [Key(0)] public string TenantId { get; set; } = "";
+}
+
+[MessagePackObject]
+public sealed class BindingDto
+{
+    [Key(0)] public string KeyId { get; set; } = "";
+    [Key(1)] public string KeyName { get; set; } = "";
+    [Key(2)] public string[] Roles { get; set; } = [];
+    [Key(3)] public bool Revoked { get; set; }
+}
+
+[MessagePackObject]
+public sealed class BindingListResponse
+{
+    [Key(0)] public BindingDto[] Bindings { get; set; } = [];
+}
+
+// BindingGrant / BindingRevoke: one role of one key (a principal of the caller's tenant).
+[MessagePackObject]
+public sealed class BindingRequest
+{
+    [Key(0)] public string KeyId { get; set; } = "";
+    [Key(1)] public string Role { get; set; } = "";
+}

@@ -44,7 +44,7 @@ internal sealed partial class Session
                     _writer.WriteError(streamId, opcode, ErrorCode.BadBody, start);
                     return;
                 }
-                StartUnary(streamId, opcode, start, create, static async (s, req, ct) =>
+                StartAudited(streamId, opcode, start, create, $"tenant:{create.TenantId}", create.TenantId ?? "", static async (s, req, ct) =>
                     ToDto(await s._server.Tenants.CreateTenantAsync(req.TenantId ?? "", req.DisplayName ?? "", ct).ConfigureAwait(false)));
                 return;
             }
@@ -71,10 +71,10 @@ internal sealed partial class Session
                     create.TenantId = principal.TenantId;
                 if (!Authorization.CanAdministerTenant(principal, create.TenantId))
                 {
-                    _writer.WriteError(streamId, opcode, ErrorCode.PermissionDenied, start);
+                    _ = DenyAsync(streamId, opcode, start, new WayangError(ErrorCode.PermissionDenied, $"The principal may not act in tenant '{create.TenantId}'."), $"tenant:{create.TenantId}", audit: true);
                     return;
                 }
-                StartUnary(streamId, opcode, start, create, static async (s, req, ct) =>
+                StartAudited(streamId, opcode, start, create, $"key:{create.TenantId}/{create.Name}", create.TenantId, static async (s, req, ct) =>
                 {
                     var created = await s._server.Tenants.CreateKeyAsync(req.TenantId, req.Name ?? "", req.Roles ?? [], ct).ConfigureAwait(false);
                     return new KeyCreateResponse { Secret = created.Secret, Key = ToDto(created.Info) };
@@ -93,7 +93,7 @@ internal sealed partial class Session
                 var tenantId = string.IsNullOrEmpty(list.TenantId) ? principal.TenantId : list.TenantId;
                 if (!Authorization.CanAdministerTenant(principal, tenantId))
                 {
-                    _writer.WriteError(streamId, opcode, ErrorCode.PermissionDenied, start);
+                    _ = DenyAsync(streamId, opcode, start, new WayangError(ErrorCode.PermissionDenied, $"The principal may not act in tenant '{tenantId}'."), $"tenant:{tenantId}", audit: true);
                     return;
                 }
                 if (!_server.Tenants.TenantExists(tenantId))
@@ -124,7 +124,7 @@ internal sealed partial class Session
                     _writer.WriteError(streamId, opcode, ErrorCode.KeyNotFound, start);
                     return;
                 }
-                StartUnary(streamId, opcode, start, revoke, static async (s, req, ct) =>
+                StartAudited(streamId, opcode, start, revoke, $"key:{info.TenantId}/{revoke.KeyId}", info.TenantId, static async (s, req, ct) =>
                 {
                     var revoked = await s._server.Tenants.RevokeKeyAsync(req.KeyId, ct).ConfigureAwait(false);
                     // A revoked key stops working now, not at its next connect: its open connections get KEY_REVOKED.
@@ -136,6 +136,10 @@ internal sealed partial class Session
                 });
                 return;
             }
+
+            case >= Opcode.RoleList and <= Opcode.BindingRevoke:
+                DispatchRbac(in frame, streamId, opcode, start);
+                return;
 
             case >= Opcode.WorkflowRegister and <= (Opcode)0x02ff:
                 DispatchExecution(in frame, streamId, opcode, start);

@@ -490,7 +490,7 @@ internal sealed partial class Session
             return;
         }
         var schedule = new TenantSchedule(request.TenantId ?? "", request.Weight, request.MaxConcurrent, request.MaxQueued, request.MaxSubmitsPerSecond);
-        StartUnary(streamId, opcode, start, schedule, static async (s, r, ct) =>
+        StartAudited(streamId, opcode, start, schedule, $"schedule:{schedule.TenantId}", schedule.TenantId, static async (s, r, ct) =>
             ToDto(await s.Engine.SetTenantScheduleAsync(r, ct).ConfigureAwait(false)));
     }
 

@@ -5,6 +5,7 @@ using MessagePack;
 using Microsoft.AspNetCore.Connections;
 using Wayang.Fast.Common;
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Control.Rbac;
 using Wayang.Fast.Control.Tenancy;
 using Wayang.Fast.Protocol;
 using Wayang.Fast.Protocol.Framing;
@@ -284,7 +285,10 @@ internal sealed partial class Session
         var denied = Authorization.Check(_principal!, opcode);
         if (denied != ErrorCode.None)
         {
-            _writer.WriteError(streamId, opcode, denied, start);
+            if (denied == ErrorCode.PermissionDenied)
+                _ = DenyAsync(streamId, opcode, start, new WayangError(ErrorCode.PermissionDenied, $"Permission '{Permissions.NameOf(Authorization.Required(opcode))}' is required for {opcode}."), "", audit: true);
+            else
+                _writer.WriteError(streamId, opcode, denied, start);
             return;
         }
         if (streamId > _highestStreamId)
