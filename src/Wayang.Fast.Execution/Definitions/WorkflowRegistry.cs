@@ -118,8 +118,8 @@ public sealed class WorkflowRegistry
     }
 
     // The version is marked as being archived BEFORE the active runs are counted, and the engine counts a new run
-    // BEFORE it checks IsRunnable: whichever comes second sees the other, so no run can start on a version that
-    // archiving found unused (see IsRunnable). Called under the write lock.
+    // BEFORE it checks IsRunnable: whichever comes second sees the other (both sides are full fences), so no run can
+    // start on a version that archiving found unused (see IsRunnable). Called under the write lock.
     private async ValueTask ArchiveAsync(VersionSlot slot, WorkflowVersionRecord next)
     {
         var workflow = slot.Workflow;
@@ -166,13 +166,22 @@ public sealed class WorkflowRegistry
         return slot.Workflow;
     }
 
-    // Whether a run may still start on this version: PUBLISHED and not being archived. The engine asks this after it
-    // has counted the new run (see ArchiveAsync); the mark is read before the state for the same reason.
+    // Whether a run may still start on this version: PUBLISHED once any archive in progress has decided. The engine
+    // asks this after it has counted the new run (see ArchiveAsync). While the version is marked, the archive either
+    // counted this run (and will refuse) or did not (and will archive): waiting for its decision, instead of refusing
+    // on the mark, keeps a refused archive from also refusing the submission. The wait is at most one store write,
+    // and only while an archive of this very version runs.
     public bool IsRunnable(CompiledWorkflow workflow)
     {
         ArgumentNullException.ThrowIfNull(workflow);
         var slot = FindSlot(workflow.TenantId, workflow.WorkflowId, workflow.Version);
-        return slot is not null && Volatile.Read(ref slot.Archiving) == 0 && slot.Record.State == DefinitionState.Published;
+        if (slot is null)
+            return false;
+        var spin = new SpinWait();
+        while (Volatile.Read(ref slot.Archiving) != 0)
+            spin.SpinOnce();
+        // Read after the mark: an archive publishes ARCHIVED before it clears the mark.
+        return slot.Record.State == DefinitionState.Published;
     }
 
     // Any state, for the runs that pinned a version (recovery, replays) and for showing. version 0: the latest
@@ -264,7 +273,7 @@ public sealed class WorkflowRegistry
         await _store.PutAsync(Encoding.UTF8.GetBytes(StatePrefix + KeySuffix(tenantId, workflowId, version)),
             JsonSerializer.SerializeToUtf8Bytes(record, ExecutionJsonContext.Default.WorkflowVersionRecord), CancellationToken.None).ConfigureAwait(false);
 
-    internal static string StateName(DefinitionState state) => state switch
+    private static string StateName(DefinitionState state) => state switch
     {
         DefinitionState.Draft => "DRAFT",
         DefinitionState.Validated => "VALIDATED",

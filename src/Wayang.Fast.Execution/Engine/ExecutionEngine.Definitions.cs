@@ -44,7 +44,8 @@ public sealed partial class ExecutionEngine : IWorkflowVersionUsage
     }
 
     // Before a new run is built. Counted first, checked second (the registry marks a version before it counts, see
-    // WorkflowRegistry.ArchiveAsync): a submission racing an archive is either counted by it or refused here.
+    // WorkflowRegistry.ArchiveAsync): a submission racing an archive is either counted by it (the archive is refused)
+    // or refused here (the archive goes through), never both, never neither.
     private void StartCounting(CompiledWorkflow workflow, WorkflowInfo info)
     {
         Interlocked.Increment(ref info.ActiveRuns);
