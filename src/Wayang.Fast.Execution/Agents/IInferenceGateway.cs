@@ -9,7 +9,9 @@ public interface IInferenceGateway
     ValueTask<AgentCallResult> CallAgentAsync(AgentCall call, CancellationToken cancellationToken);
 }
 
-public sealed record AgentCall(string TenantId, string RunId, string NodeId, int Attempt, string Agent, JsonElement? Config, JsonElement? Input, JsonElement? Upstream);
+// AgentVersion: the node's agentVersion (null when the workflow names the agent without one).
+public sealed record AgentCall(string TenantId, string RunId, string NodeId, int Attempt, string Agent, JsonElement? Config, JsonElement? Input, JsonElement? Upstream,
+    int? AgentVersion = null);
 
 // Success with Output, or a failure with an error code string (retried per the node's retry policy unless not retryable).
 public sealed record AgentCallResult(bool Success, JsonElement? Output, string? ErrorCode = null, string? ErrorMessage = null, bool Retryable = true);

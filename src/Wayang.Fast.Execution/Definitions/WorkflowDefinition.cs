@@ -76,6 +76,10 @@ public sealed class NodeDefinition
     // AGENT: the agent definition the node calls (resolved by the inference plane).
     public string? Agent { get; set; }
 
+    // AGENT: which version of that agent definition. Required (and checked to be PUBLISHED) when the server has an
+    // agent catalog; optional without one, where the agent is only a name the inference plane interprets.
+    public int? AgentVersion { get; set; }
+
     // TASK: executor labels the executor must carry (all of them, equal values).
     public Dictionary<string, string>? Labels { get; set; }
 

@@ -7,18 +7,36 @@ using Wayang.Fast.Execution.Planning;
 
 namespace Wayang.Fast.Execution.Definitions;
 
-public sealed record ValidationContext(bool InferenceAvailable, IReadOnlyCollection<string> KnownExecutorTypes, int MaxNodes);
+// Agents: the control plane's agent definitions, when this server has them; null keeps the agent name a free string
+// that only the inference plane interprets (no version needed).
+public sealed record ValidationContext(bool InferenceAvailable, IReadOnlyCollection<string> KnownExecutorTypes, int MaxNodes, IAgentCatalog? Agents = null);
 
-// Structural validation at registration: everything the planner and the compiler assume is checked here, so a
-// registered workflow can never crash them. Reports the FIRST violation, naming the node ("" for the workflow).
+// What the execution plane asks the control plane about agent definitions (ARCHITECTURE: the calling plane owns the
+// interface). Called while a workflow version is validated or published, never while a run executes.
+public interface IAgentCatalog
+{
+    bool IsPublished(string tenantId, string agentId, int version);
+}
+
+// Validation of a definition: the structure (everything the planner and the compiler assume, so a stored workflow
+// can never crash them; enough for a DRAFT) and the references (agents, the inference plane: needed to validate or
+// publish). Reports the FIRST violation, naming the node ("" for the workflow).
 public static class WorkflowValidator
 {
     public const int MaxRetryAttempts = 100;
     public const double MaxMultiplier = 100;
     private const int MaxFieldNameLength = 64;
 
-    // Throws WayangException(WORKFLOW_INVALID) naming the offending node, or AGENT_UNAVAILABLE.
-    public static void Validate(WorkflowDefinition definition, ValidationContext context)
+    // Structure and references. Throws WayangException(WORKFLOW_INVALID) naming the offending node, or
+    // AGENT_UNAVAILABLE. tenantId is required when the context has an agent catalog (agents are per tenant).
+    public static void Validate(WorkflowDefinition definition, ValidationContext context, string? tenantId = null)
+    {
+        ValidateStructure(definition, context);
+        ValidateReferences(definition, context, tenantId);
+    }
+
+    // What a DRAFT must satisfy: the references may name things that do not exist yet.
+    public static void ValidateStructure(WorkflowDefinition definition, ValidationContext context)
     {
         ArgumentNullException.ThrowIfNull(definition);
         ArgumentNullException.ThrowIfNull(context);
@@ -50,6 +68,30 @@ public static class WorkflowValidator
             ValidateRetry("", defaultRetry, "defaultRetry");
         ValidateInputs(definition.Inputs);
         ValidateOutputs(definition.Outputs, index);
+    }
+
+    // Runs after ValidateStructure (it assumes a well-formed node list). Each AGENT node must name an agent version
+    // that is PUBLISHED in the workflow's tenant when a catalog is configured; and AGENT nodes need an inference plane.
+    public static void ValidateReferences(WorkflowDefinition definition, ValidationContext context, string? tenantId)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        ArgumentNullException.ThrowIfNull(context);
+        var nodes = definition.Nodes;
+        if (context.Agents is { } catalog)
+        {
+            ArgumentNullException.ThrowIfNull(tenantId);
+            for (int i = 0; i < nodes.Count; i++)
+            {
+                var node = nodes[i];
+                if (node.Type != NodeType.Agent)
+                    continue;
+                var at = $"$.nodes[{i.ToString(CultureInfo.InvariantCulture)}]";
+                if (node.AgentVersion is not { } version)
+                    throw Invalid(node.Id, $"an AGENT node needs agentVersion: the published version of agent '{node.Agent}' it calls", at + ".agentVersion");
+                if (!catalog.IsPublished(tenantId, node.Agent!, version))
+                    throw Invalid(node.Id, $"agent '{node.Agent}' version {version.ToString(CultureInfo.InvariantCulture)} is not a published agent of this tenant", at + ".agent");
+            }
+        }
 
         if (!context.InferenceAvailable)
         {
@@ -106,6 +148,13 @@ public static class WorkflowValidator
 
         if (node.Type == NodeType.Agent && string.IsNullOrWhiteSpace(node.Agent))
             throw Invalid(id, "an AGENT node needs an agent");
+        if (node.AgentVersion is { } agentVersion)
+        {
+            if (node.Type != NodeType.Agent)
+                throw Invalid(id, "only AGENT nodes may set agentVersion");
+            if (agentVersion < 1)
+                throw Invalid(id, "agentVersion must be 1 or more");
+        }
 
         if (node.TimeoutMs is { } timeout && timeout <= 0)
             throw Invalid(id, "timeoutMs must be greater than 0 when set");
@@ -359,9 +408,13 @@ public static class WorkflowValidator
 
     private static Dictionary<string, string> Details(string nodeId, string reason) => new(StringComparer.Ordinal) { ["node"] = nodeId, ["reason"] = reason };
 
-    private static WayangException Invalid(string nodeId, string reason)
+    // path: the JSON path of the offending field, when the check is about one field (the same shape as a parse error).
+    private static WayangException Invalid(string nodeId, string reason, string? path = null)
     {
         var message = nodeId.Length == 0 ? $"workflow: {reason}" : $"node '{nodeId}': {reason}";
-        return new WayangException(new WayangError(ErrorCode.WorkflowInvalid, message, details: Details(nodeId, reason)));
+        var details = Details(nodeId, reason);
+        if (path is not null)
+            details["path"] = path;
+        return new WayangException(new WayangError(ErrorCode.WorkflowInvalid, message, details: details));
     }
 }

@@ -1,6 +1,8 @@
 using System.Text.Json;
+using Wayang.Fast.Common.Definitions;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Common.Runs;
+using Wayang.Fast.Execution.Definitions;
 using Wayang.Fast.Execution.Runs;
 
 namespace Wayang.Fast.Execution.Engine;
@@ -17,7 +19,19 @@ public sealed record RunSla(SlaPriority Priority = SlaPriority.Unspecified, long
 // Replayed: the idempotency key matched an earlier submission and this is that submission's run.
 public sealed record SubmitRunResult(string RunId, RunStatus Status, int WorkflowVersion, bool Replayed);
 
-public sealed record WorkflowSummary(string WorkflowId, int LatestVersion, IReadOnlyList<int> Versions, long UpdatedAtMs);
+// LatestVersion: the newest version in any state; UpdatedAtMs: the latest creation or transition of any version.
+public sealed record WorkflowSummary(string WorkflowId, int LatestVersion, IReadOnlyList<int> Versions, long UpdatedAtMs)
+{
+    // The state of each version, in the order of Versions.
+    public IReadOnlyList<DefinitionState> States { get; init; } = [];
+
+    // What version 0 runs; 0 when no version is PUBLISHED.
+    public int LatestPublishedVersion { get; init; }
+}
+
+// One workflow version with its lifecycle: the times of the changes it went through (null: not yet).
+public sealed record WorkflowVersionInfo(string WorkflowId, int Version, DefinitionState State, WorkflowDefinition Definition, long CreatedAtMs,
+    long? ValidatedAtMs, long? PublishedAtMs, long? ArchivedAtMs);
 
 public sealed record RunSummary(string RunId, string WorkflowId, int WorkflowVersion, RunStatus Status, long CreatedAtMs, long UpdatedAtMs);
 

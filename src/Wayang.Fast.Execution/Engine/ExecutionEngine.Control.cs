@@ -90,7 +90,7 @@ public sealed partial class ExecutionEngine
     private void CancelLocked(RunEntry entry, string? reason, long now, ref Effects fx)
     {
         var state = entry.State;
-        RunStateMachine.Transition(state, RunStatus.Cancelled);
+        TransitionRunLocked(entry, RunStatus.Cancelled);
         state.FinishedAtMs = now;
         state.ErrorCode = ErrorRegistry.NameOf(ErrorCode.Cancelled);
         state.ErrorMessage = reason;

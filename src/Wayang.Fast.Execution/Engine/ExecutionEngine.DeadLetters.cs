@@ -88,7 +88,7 @@ public sealed partial class ExecutionEngine
                 long now = NowMs;
                 if (state.Status == RunStatus.Failed)
                 {
-                    RunStateMachine.Transition(state, RunStatus.Running);
+                    TransitionRunLocked(entry, RunStatus.Running);
                     state.FinishedAtMs = null;
                 }
                 state.ErrorCode = null;
@@ -141,7 +141,12 @@ public sealed partial class ExecutionEngine
             EngineLog.WorkflowMissing(_logger, state.RunId, state.WorkflowId, state.WorkflowVersion);
             return null;
         }
-        return _runs.GetOrAdd(runId, new RunEntry(state, workflow, InfoOf(workflow)));
+        var mine = new RunEntry(state, workflow, InfoOf(workflow));
+        var entry = _runs.GetOrAdd(runId, mine);
+        // Normally a finished run (counted when a replay reopens it); an unfinished one counts from here.
+        if (ReferenceEquals(entry, mine) && !state.IsTerminal)
+            Interlocked.Increment(ref mine.Info.ActiveRuns);
+        return entry;
     }
 
     public async ValueTask<int> DiscardDeadLettersAsync(string tenantId, IReadOnlyList<string> ids, DeadLetterFilter? filter, CancellationToken cancellationToken = default)

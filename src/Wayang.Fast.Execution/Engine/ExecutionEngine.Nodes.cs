@@ -51,7 +51,7 @@ public sealed partial class ExecutionEngine
             switch (plan.Outcome)
             {
                 case RunOutcome.Completed:
-                    RunStateMachine.Transition(state, RunStatus.Completed);
+                    TransitionRunLocked(entry, RunStatus.Completed);
                     state.FinishedAtMs = now;
                     state.AddEvent(RunEventType.RunCompleted, now);
                     fx.Finished = true;
@@ -70,7 +70,7 @@ public sealed partial class ExecutionEngine
     private void FailRunLocked(RunEntry entry, string code, string message, long now, ref Effects fx)
     {
         var state = entry.State;
-        RunStateMachine.Transition(state, RunStatus.Failed);
+        TransitionRunLocked(entry, RunStatus.Failed);
         state.ErrorCode = code;
         state.ErrorMessage = message;
         state.FinishedAtMs = now;
@@ -901,7 +901,8 @@ public sealed partial class ExecutionEngine
                 ArmDeadlineLocked(entry, nodeId, attempt, now + timeout, timeout);
                 cts = CancellationTokenSource.CreateLinkedTokenSource(_shutdown.Token);
                 (entry.AgentCalls ??= new Dictionary<string, CancellationTokenSource>(StringComparer.Ordinal))[nodeId] = cts;
-                call = new AgentCall(state.TenantId, state.RunId, nodeId, attempt, def.Agent ?? "", def.Config, state.Input, BuildUpstream(entry, index));
+                call = new AgentCall(state.TenantId, state.RunId, nodeId, attempt, def.Agent ?? "", def.Config, state.Input, BuildUpstream(entry, index),
+                    def.AgentVersion);
             }
         }
         if (write is not null)

@@ -32,6 +32,9 @@ public sealed partial class ExecutionEngine
             }
             var entry = new RunEntry(state, workflow, InfoOf(workflow));
             _runs[state.RunId] = entry;
+            // The per-version count of unfinished runs is rebuilt here (it is never stored); pinned versions may be
+            // ARCHIVED by now and still run.
+            Interlocked.Increment(ref entry.Info.ActiveRuns);
             Effects fx = default;
             lock (entry.Gate)
             {

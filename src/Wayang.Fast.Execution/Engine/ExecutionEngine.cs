@@ -64,14 +64,15 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
     private long _deadLettered;
 
     private ExecutionEngine(IStateStore store, ExecutionOptions options, IInferenceGateway? inference, TimeProvider time, ILogger logger,
-        WorkflowRegistry registry, TaskTokens tokens)
+        ValidationContext validation, TaskTokens tokens)
     {
         _store = store;
         _options = options;
         _inference = inference;
         _time = time;
         _logger = logger;
-        _registry = registry;
+        // The registry asks the engine how many unfinished runs use a version before archiving it.
+        _registry = new WorkflowRegistry(store, validation, time, this);
         _tokens = tokens;
         _defaultTimeoutMs = (long)options.DefaultTaskTimeout.TotalMilliseconds;
         _tokenGraceMs = (long)options.TokenGrace.TotalMilliseconds;
@@ -92,8 +93,8 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
         time ??= TimeProvider.System;
         logger ??= NullLogger.Instance;
         var key = options.TokenSigningKey ?? await LoadOrCreateTokenKeyAsync(store, cancellationToken).ConfigureAwait(false);
-        var registry = new WorkflowRegistry(store, new ValidationContext(inference is not null, options.KnownExecutorTypes, options.MaxNodesPerWorkflow), time);
-        var engine = new ExecutionEngine(store, options, inference, time, logger, registry, new TaskTokens(key));
+        var validation = new ValidationContext(inference is not null, options.KnownExecutorTypes, options.MaxNodesPerWorkflow, options.AgentCatalog);
+        var engine = new ExecutionEngine(store, options, inference, time, logger, validation, new TaskTokens(key));
         try
         {
             engine.LoadDeadLetters();
@@ -162,10 +163,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
         var key = string.IsNullOrEmpty(request.IdempotencyKey) ? null : request.IdempotencyKey;
         if (key is not null)
             ValidateIdempotencyKey(key);
-        var workflow = _registry.Get(tenantId, request.WorkflowId, request.Version)
-            ?? throw new WayangException(ErrorCode.WorkflowNotFound, request.Version == 0
-                ? $"Workflow '{request.WorkflowId}' does not exist."
-                : $"Workflow '{request.WorkflowId}' version {request.Version} does not exist.");
+        var workflow = _registry.GetRunnable(tenantId, request.WorkflowId, request.Version);
         var input = ValidateInput(workflow, request.Input);
         ValidateSla(request.Sla);
         var info = InfoOf(workflow);
@@ -362,6 +360,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
     private RunEntry CreateRun(string tenantId, string runId, CompiledWorkflow workflow, WorkflowInfo info, JsonElement? input, string? key, RunSla? sla,
         out Task write, out Effects effects, byte[]? idempotencyStoreKey = null, IdempotencyRecord? idempotencyRecord = null)
     {
+        StartCounting(workflow, info);
         long now = NowMs;
         var state = new RunState
         {

@@ -18,6 +18,7 @@ namespace Wayang.Fast.Execution.Engine;
 [JsonSerializable(typeof(DeadLetter))]
 [JsonSerializable(typeof(IdempotencyRecord))]
 [JsonSerializable(typeof(TenantSchedule))]
+[JsonSerializable(typeof(WorkflowVersionRecord))]
 public sealed partial class ExecutionJsonContext : JsonSerializerContext;
 
 // Persisted per (tenant, idempotency key): which run the key created and a hash of the request that created it.

@@ -30,6 +30,10 @@ public sealed class ExecutionOptions
     // When set, TASK nodes may only name these executor types (validation error otherwise). Empty: any valid name.
     public IReadOnlyCollection<string> KnownExecutorTypes { get; set; } = [];
 
+    // The control plane's agent definitions. When set, AGENT nodes must name an agent id and agentVersion that is
+    // PUBLISHED in the workflow's tenant to be validated or published; null: agents are names for the inference plane.
+    public Definitions.IAgentCatalog? AgentCatalog { get; set; }
+
     // Maximum nodes per workflow and maximum size of a run's input (bytes of JSON).
     public int MaxNodesPerWorkflow { get; set; } = 1000;
     public int MaxInputBytes { get; set; } = 256 * 1024;

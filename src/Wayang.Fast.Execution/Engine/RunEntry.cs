@@ -81,6 +81,10 @@ internal sealed class WorkflowInfo
 
     // Executor types of the TASK entry nodes: the queues a submission must find room in.
     public string[] EntryTaskTypes { get; }
+
+    // Runs of this version that are not finished (RunState.IsTerminal false): archiving the version waits for 0.
+    // Changed with Interlocked; see ExecutionEngine.Definitions.
+    public int ActiveRuns;
 }
 
 // An armed attempt deadline (TASK or AGENT). Lives in two lists: its run's chain (guarded by the run's Gate) and
