@@ -91,6 +91,7 @@ public sealed class AuditLog : IAsyncDisposable
     private AuditRecord Enqueue(AuditEvent e, out long address)
     {
         var fields = AuditFields.From(e);
+        var details = fields.DetailsMap(e.Details);
         int canonicalLength = AuditRecordFormat.CanonicalLength(fields);
         long entryLength = 2L * AuditRecordFormat.HashBytes + canonicalLength;
         if (entryLength > _journal.MaxPayloadBytes)
@@ -129,7 +130,7 @@ public sealed class AuditLog : IAsyncDisposable
                     Outcome = fields.Outcome,
                     Reason = fields.Reason,
                     ConnectionId = fields.ConnectionId,
-                    Details = fields.DetailsMap(e.Details),
+                    Details = details,
                     // _headHash arrays are never written after they are published, so records can share them.
                     PreviousHash = previous,
                     Hash = hash,
