@@ -156,7 +156,14 @@ public sealed class Journal : IAsyncDisposable
 
     // Committed entries in [fromAddress, CommittedUntilAddress) in order. A checksum failure, an unknown record
     // type, or an entry FasterLog cannot frame throws StorageCorrupt naming the address.
-    public IEnumerable<JournalRecord> ReadCommitted(long fromAddress)
+    public IEnumerable<JournalRecord> ReadCommitted(long fromAddress) => ReadCommitted(fromAddress, tolerateDamage: false);
+
+    // tolerateDamage: instead of throwing, yield a record with Damage set for each entry that fails its checksum or
+    // has an unknown type, and go on with the next entry (the framing is intact). When FasterLog itself cannot read
+    // (its own checksum or length check fails on a disk page), it skips to the next page: that is yielded as one
+    // damaged record and reading resumes there; if FasterLog makes no progress, the damaged record ends the scan.
+    // For logs that must stay readable past damage (the audit log); the state store's recovery stays strict.
+    public IEnumerable<JournalRecord> ReadCommitted(long fromAddress, bool tolerateDamage)
     {
         long begin = Math.Max(fromAddress, _log.BeginAddress);
         long end = CommittedUntilAddress;
@@ -168,6 +175,8 @@ public sealed class Journal : IAsyncDisposable
             byte[] entry;
             int length;
             long address;
+            long before = iterator.NextAddress;
+            string? frameDamage = null;
             try
             {
                 if (!iterator.GetNext(out entry, out length, out address, out _))
@@ -175,24 +184,44 @@ public sealed class Journal : IAsyncDisposable
             }
             catch (Exception ex) when (ex is not WayangException)
             {
-                throw Corrupt($"FasterLog could not read the entry after address {iterator.CurrentAddress}: {ex.Message}", ex);
+                if (!tolerateDamage)
+                    throw Corrupt($"FasterLog could not read the entry after address {iterator.CurrentAddress}: {ex.Message}", ex);
+                frameDamage = $"FasterLog could not read the entry at or after address {before}: {ex.Message}";
+                entry = [];
+                length = 0;
+                address = before;
             }
-            yield return Decode(entry, length, address);
+            if (frameDamage is not null)
+            {
+                yield return new JournalRecord(address, JournalRecordType.None, ReadOnlyMemory<byte>.Empty) { Damage = frameDamage };
+                if (iterator.NextAddress <= before)
+                    yield break;
+                continue;
+            }
+            string? damage = TryDecode(entry, length, address, out var record);
+            if (damage is null)
+                yield return record;
+            else if (tolerateDamage)
+                yield return new JournalRecord(address, JournalRecordType.None, ReadOnlyMemory<byte>.Empty) { Damage = damage };
+            else
+                throw Corrupt(damage);
         }
     }
 
-    private JournalRecord Decode(byte[] entry, int length, long address)
+    private static string? TryDecode(byte[] entry, int length, long address, out JournalRecord record)
     {
+        record = default;
         if (length < JournalEntryFormat.HeaderBytes)
-            throw Corrupt($"Journal entry at address {address} is {length} bytes, shorter than its header.");
+            return $"Journal entry at address {address} is {length} bytes, shorter than its header.";
         uint stored = BinaryPrimitives.ReadUInt32LittleEndian(entry);
         uint actual = Crc32C.Compute(entry.AsSpan(sizeof(uint), length - sizeof(uint)));
         if (stored != actual)
-            throw Corrupt($"Journal entry at address {address} fails its checksum (stored 0x{stored:X8}, computed 0x{actual:X8}).");
+            return $"Journal entry at address {address} fails its checksum (stored 0x{stored:X8}, computed 0x{actual:X8}).";
         var type = (JournalRecordType)entry[sizeof(uint)];
-        if (type is not (JournalRecordType.Put or JournalRecordType.Delete or JournalRecordType.Checkpoint))
-            throw Corrupt($"Journal entry at address {address} has unknown record type {(byte)type}.");
-        return new JournalRecord(address, type, entry.AsMemory(JournalEntryFormat.HeaderBytes, length - JournalEntryFormat.HeaderBytes));
+        if (type is not (JournalRecordType.Put or JournalRecordType.Delete or JournalRecordType.Checkpoint or JournalRecordType.Audit))
+            return $"Journal entry at address {address} has unknown record type {(byte)type}.";
+        record = new JournalRecord(address, type, entry.AsMemory(JournalEntryFormat.HeaderBytes, length - JournalEntryFormat.HeaderBytes));
+        return null;
     }
 
     private WayangException Corrupt(string message, Exception? inner = null)

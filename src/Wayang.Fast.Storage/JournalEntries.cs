@@ -45,4 +45,10 @@ internal readonly unsafe struct PutJournalEntry(byte* key, int keyLength, byte* 
 }
 
 // A committed journal entry as replay sees it. Payload is the body after the type byte.
-public readonly record struct JournalRecord(long Address, JournalRecordType Type, ReadOnlyMemory<byte> Payload);
+// Damage is set only by a tolerant read (Journal.ReadCommitted(from, tolerateDamage: true)) for an entry that could
+// not be read: Type is None, Payload empty, and Damage says why (checksum mismatch, unknown type, FasterLog framing).
+public readonly record struct JournalRecord(long Address, JournalRecordType Type, ReadOnlyMemory<byte> Payload)
+{
+    public string? Damage { get; init; }
+    public bool IsDamaged => Damage is not null;
+}

@@ -13,4 +13,7 @@ public enum JournalRecordType : byte
     // Body: i64 little-endian journal address the checkpoint covers, then the 16-byte checkpoint token.
     // Informational: replay skips it; the covered address that recovery trusts lives in the checkpoint itself.
     Checkpoint = 3,
+    // Body: one audit record (Wayang.Fast.Control.Audit; protocol-spec/audit.md). Written only to the audit log's
+    // own journal, never to the state store's, whose replay rejects it.
+    Audit = 4,
 }

@@ -10,6 +10,7 @@ public sealed class JournalRecordTypeStabilityTests
         ("Put", 1),
         ("Delete", 2),
         ("Checkpoint", 3),
+        ("Audit", 4),
     ];
 
     [Fact]

@@ -1,3 +1,4 @@
+using Wayang.Fast.Common.Errors;
 using static Wayang.Fast.Storage.Tests.TestData;
 
 namespace Wayang.Fast.Storage.Tests;
@@ -136,5 +137,54 @@ public sealed class JournalTests
         Assert.Throws<ArgumentException>(() => journal.Enqueue(JournalRecordType.Put, new byte[journal.MaxPayloadBytes + 1]));
         long address = journal.Enqueue(JournalRecordType.Put, new byte[journal.MaxPayloadBytes]);
         await journal.WaitForCommitAsync(address);
+    }
+
+    [Fact]
+    public async Task TolerantReadReportsADamagedEntryAndGoesOnWhileTheStrictReadThrows()
+    {
+        using var dir = new TempDirectory("storage-tests");
+        var options = SmallOptions(dir.Path);
+        var marker = Bytes("TOLERANT-MARKER-42");
+        long victim;
+        await using (var journal = Journal.Open(dir.Path, options))
+        {
+            await journal.AppendAsync(JournalRecordType.Put, Bytes("first"));
+            victim = await journal.AppendAsync(JournalRecordType.Audit, marker);
+            await journal.AppendAsync(JournalRecordType.Delete, Bytes("third"));
+        }
+
+        var segment = Path.Combine(dir.Path, "log.0");
+        var bytes = File.ReadAllBytes(segment);
+        int at = bytes.AsSpan().IndexOf(marker);
+        Assert.True(at >= 0, "marker not found in the journal segment");
+        bytes[at + 3] ^= 0x5A;
+        File.WriteAllBytes(segment, bytes);
+
+        await using (var journal = Journal.Open(dir.Path, options))
+        {
+            var ex = ThrowsWayang(ErrorCode.StorageCorrupt, () => journal.ReadCommitted(0).ToList());
+            Assert.Contains($"address {victim}", ex.Message, StringComparison.Ordinal);
+
+            var records = journal.ReadCommitted(0, tolerateDamage: true).ToList();
+            Assert.Equal(3, records.Count);
+            Assert.False(records[0].IsDamaged);
+            Assert.Equal("first", Text(records[0].Payload.ToArray()));
+            Assert.True(records[1].IsDamaged);
+            Assert.Equal(victim, records[1].Address);
+            Assert.Equal(JournalRecordType.None, records[1].Type);
+            Assert.Contains("checksum", records[1].Damage, StringComparison.Ordinal);
+            Assert.Equal(JournalRecordType.Delete, records[2].Type);
+            Assert.Equal("third", Text(records[2].Payload.ToArray()));
+        }
+    }
+
+    [Fact]
+    public async Task AuditEntriesReadBackWithTheirType()
+    {
+        using var dir = new TempDirectory("storage-tests");
+        await using var journal = Journal.Open(dir.Path, SmallOptions(dir.Path));
+        long address = await journal.AppendAsync(JournalRecordType.Audit, Bytes("audit"));
+        var record = Assert.Single(journal.ReadCommitted(0));
+        Assert.Equal((address, JournalRecordType.Audit, "audit", false), (record.Address, record.Type, Text(record.Payload.ToArray()), record.IsDamaged));
     }
 }
