@@ -178,11 +178,12 @@ public static class AgentValidator
     {
         try
         {
-            // A registry per build: a tool schema's $id must not leak into (or collide in) a shared one.
+            // A registry per build: a tool schema's $id must not leak into (or collide in) a shared one. Any exception
+            // is the library refusing the schema (it throws several types for that).
             JsonSchema.Build(schema, new BuildOptions { SchemaRegistry = new SchemaRegistry() });
             return null;
         }
-        catch (Exception ex) when (ex is JsonException or ArgumentException or InvalidOperationException or FormatException or NotSupportedException or RefResolutionException or KeyNotFoundException)
+        catch (Exception ex)
         {
             return ex.Message;
         }

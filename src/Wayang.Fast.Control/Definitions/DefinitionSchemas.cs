@@ -320,7 +320,7 @@ public static class DefinitionSchemas
             {
                 var key = (branchPath, instancePointer);
                 if (!branches.TryGetValue(key, out var group))
-                    branches[key] = group = new BranchGroup(branchKeyword, ParentLocation(result.SchemaLocation));
+                    branches[key] = group = new BranchGroup(branchKeyword, FindOwner(schema, result.SchemaLocation, branchKeyword).Subschema);
                 if (result.IsValid)
                     group.Valid++;
                 continue;
@@ -339,9 +339,7 @@ public static class DefinitionSchemas
 
         foreach (var ((_, instancePointer), group) in branches)
         {
-            var alternatives = schema.Resolve(group.Location) is { ValueKind: JsonValueKind.Object } parent && parent.TryGetProperty(group.Keyword, out var list) && list.ValueKind == JsonValueKind.Array
-                ? list
-                : default;
+            var alternatives = Get(group.Owner, group.Keyword);
             int total = alternatives.ValueKind == JsonValueKind.Array ? alternatives.GetArrayLength() : 0;
             bool failed = group.Keyword == "oneOf" ? group.Valid != 1 : group.Valid == 0;
             if (!failed)
@@ -365,10 +363,10 @@ public static class DefinitionSchemas
         }
     }
 
-    private sealed class BranchGroup(string keyword, string location)
+    private sealed class BranchGroup(string keyword, JsonElement owner)
     {
         public string Keyword { get; } = keyword;
-        public string Location { get; } = location;
+        public JsonElement Owner { get; } = owner;
         public int Valid { get; set; }
     }
 
@@ -410,18 +408,26 @@ public static class DefinitionSchemas
         return new PathShape(conditional, null, null, propertyName);
     }
 
-    private static string ParentLocation(Uri schemaLocation)
+    // The schema object that holds a failing keyword. JsonSchema.Net's schema locations are not always plain
+    // pointers into the document (an additionalProperties result ends with the property name, a then's with "/0"),
+    // so the longest prefix of the location that resolves to an object holding the keyword is taken.
+    private static (JsonElement Subschema, string Location) FindOwner(LoadedSchema schema, Uri schemaLocation, string keyword)
     {
-        var fragment = Fragment(schemaLocation);
-        int slash = fragment.LastIndexOf('/');
-        return slash <= 0 ? "" : fragment[..slash];
+        var segments = PointerSegments(Uri.UnescapeDataString(schemaLocation.Fragment.TrimStart('#')));
+        for (int length = segments.Count; length >= 0; length--)
+        {
+            var location = "";
+            for (int i = 0; i < length; i++)
+                location = AppendPointer(location, segments[i]);
+            if (schema.Resolve(location) is { ValueKind: JsonValueKind.Object } candidate && candidate.TryGetProperty(keyword, out _))
+                return (candidate, location);
+        }
+        return (default, "");
     }
-
-    private static string Fragment(Uri schemaLocation) => Uri.UnescapeDataString(schemaLocation.Fragment.TrimStart('#'));
 
     private static IEnumerable<SchemaViolation> Describe(LoadedSchema schema, JsonElement root, string keyword, Uri schemaLocation, string evaluationPath, string pointer, bool propertyName)
     {
-        var subschema = schema.Resolve(Fragment(schemaLocation));
+        var (subschema, location) = FindOwner(schema, schemaLocation, keyword.Length == 0 ? "not" : keyword);
         JsonElement value;
         if (propertyName)
             value = JsonSerializer.SerializeToElement(PointerSegments(pointer) is { Count: > 0 } s ? s[^1] : "", DefinitionSchemasJsonContext.Default.String);
@@ -468,7 +474,7 @@ public static class DefinitionSchemas
                     : $"{subject}must match the pattern {Get(subschema, "pattern").GetString()} (got {Show(value)})");
                 break;
             case "required":
-                var when = Condition(schema, schemaLocation, evaluationPath);
+                var when = Condition(schema, location, evaluationPath);
                 foreach (var name in Get(subschema, "required").EnumerateArray())
                 {
                     var n = name.GetString()!;
@@ -513,12 +519,13 @@ public static class DefinitionSchemas
     }
 
     // A "required" inside the "then" of an if/then whose "if" tests one property for a constant: say so.
-    private static string Condition(LoadedSchema schema, Uri schemaLocation, string evaluationPath)
+    private static string Condition(LoadedSchema schema, string location, string evaluationPath)
     {
         var segments = PointerSegments(evaluationPath);
-        if (segments.Count == 0 || segments[^1] != "then")
+        var held = PointerSegments(location);
+        if (segments.Count == 0 || segments[^1] != "then" || held.Count == 0 || held[^1] != "then")
             return "";
-        var parent = schema.Resolve(ParentLocation(schemaLocation));
+        var parent = schema.Resolve(location[..location.LastIndexOf('/')]);
         if (parent.ValueKind != JsonValueKind.Object || !parent.TryGetProperty("if", out var condition) || condition.ValueKind != JsonValueKind.Object
             || !condition.TryGetProperty("properties", out var properties) || properties.ValueKind != JsonValueKind.Object)
             return "";
