@@ -134,7 +134,8 @@ public static class DefinitionSchemas
     public static string ViolationsJson(IReadOnlyList<SchemaViolation> violations)
     {
         using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer))
+        // Relaxed escaping: the details are read by people and CLIs, not embedded in HTML, and "'" is in most reasons.
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             writer.WriteStartArray();
             int count = Math.Min(violations.Count, MaxViolationsInDetails);
