@@ -1,3 +1,4 @@
+using Wayang.Fast.Common.Audit;
 using Microsoft.Extensions.Time.Testing;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Audit;

@@ -1,3 +1,4 @@
+using Wayang.Fast.Common.Audit;
 using Wayang.Fast.Control.Audit;
 
 namespace Wayang.Fast.Control.Tests;

@@ -1,3 +1,4 @@
+using Wayang.Fast.Common.Audit;
 using Microsoft.Extensions.Logging;
 using Wayang.Fast.Control.Audit;
 using Wayang.Fast.Storage;

@@ -31,3 +31,10 @@ public static class DefinitionLifecycle
         _ => false,
     };
 }
+
+// On the wire (DefinitionRequest.Kind) and in audit resources: explicit, append-only.
+public enum DefinitionKind : byte
+{
+    Workflow = 1,
+    Agent = 2,
+}

@@ -1,3 +1,4 @@
+using Wayang.Fast.Common.Audit;
 using System.Collections.Concurrent;
 
 namespace Wayang.Fast.Control.Audit;

@@ -1,3 +1,4 @@
+using Wayang.Fast.Common.Audit;
 using System.Buffers.Binary;
 using System.Collections.ObjectModel;
 using System.Diagnostics.CodeAnalysis;

@@ -1,3 +1,4 @@
+using Wayang.Fast.Common.Definitions;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;

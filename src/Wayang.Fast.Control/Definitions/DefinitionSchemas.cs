@@ -1,3 +1,4 @@
+using Wayang.Fast.Common.Definitions;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;

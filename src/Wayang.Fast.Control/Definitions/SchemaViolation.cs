@@ -8,8 +8,3 @@ public readonly record struct SchemaViolation(string Pointer, string Reason)
     public override string ToString() => $"{(Pointer.Length == 0 ? "(root)" : Pointer)}: {Reason}";
 }
 
-public enum DefinitionKind
-{
-    Workflow = 1,
-    Agent = 2,
-}

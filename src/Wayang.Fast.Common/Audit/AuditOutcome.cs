@@ -1,4 +1,4 @@
-namespace Wayang.Fast.Control.Audit;
+namespace Wayang.Fast.Common.Audit;
 
 // Persisted in every audit record (protocol-spec/audit.md): explicit values, append-only, never renumbered.
 // AuditOutcomeStabilityTests freezes the name -> value pairs.
