@@ -202,7 +202,7 @@ public sealed class AgentRegistry
     }
 
     private static string Key(string tenantId, string agentId, int version) =>
-        string.Concat(Prefix, tenantId, "/", agentId, "/", version.ToString("D10", CultureInfo.InvariantCulture));
+        Prefix + VersionedKey.Suffix(tenantId, agentId, version);
 
     private void Load()
     {
@@ -210,8 +210,7 @@ public sealed class AgentRegistry
         foreach (var (keyBytes, value) in _store.ScanPrefix(Encoding.UTF8.GetBytes(Prefix)))
         {
             var suffix = Encoding.UTF8.GetString(keyBytes.AsSpan(Prefix.Length));
-            var parts = suffix.Split('/');
-            if (parts.Length != 3 || !int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out int version) || version < 1)
+            if (!VersionedKey.TryParse(suffix, out var tenantId, out var agentId, out int version))
                 throw Corrupt(suffix, "malformed key");
             StoredAgentVersion record;
             try
@@ -226,7 +225,7 @@ public sealed class AgentRegistry
                 throw Corrupt(suffix, "no history or no definition");
             // The key is authoritative; the checks are not re-run, so a version stored under older rules stays loadable.
             record.Definition.Version = version;
-            var id = (parts[0], parts[1]);
+            var id = (tenantId, agentId);
             if (!loaded.TryGetValue(id, out var list))
                 loaded[id] = list = [];
             list.Add(new Entry(version, record.State, [.. record.History], record.Definition));

@@ -305,8 +305,7 @@ public sealed class WorkflowRegistry
             details: new Dictionary<string, string>(StringComparer.Ordinal) { ["node"] = "", ["path"] = "$", ["reason"] = "the definition is null" }));
     }
 
-    private static string KeySuffix(string tenantId, string workflowId, int version) =>
-        string.Concat(tenantId, "/", workflowId, "/", version.ToString("D10", CultureInfo.InvariantCulture));
+    private static string KeySuffix(string tenantId, string workflowId, int version) => VersionedKey.Suffix(tenantId, workflowId, version);
 
     private void Load()
     {
@@ -337,8 +336,7 @@ public sealed class WorkflowRegistry
         foreach (var (keyBytes, value) in _store.ScanPrefix(Encoding.UTF8.GetBytes(DefinitionPrefix)))
         {
             var suffix = Encoding.UTF8.GetString(keyBytes.AsSpan(DefinitionPrefix.Length));
-            var parts = suffix.Split('/');
-            if (parts.Length != 3 || !int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out int version) || version < 1)
+            if (!VersionedKey.TryParse(suffix, out var tenantId, out var workflowId, out int version))
                 throw Corrupt(suffix, "malformed key");
             CompiledWorkflow compiled;
             try
@@ -347,7 +345,7 @@ public sealed class WorkflowRegistry
                 // The key is authoritative; the validator is not re-run, so a workflow stored under an older
                 // configuration (executor types, limits, agents) stays loadable, whatever its state.
                 definition.Version = version;
-                compiled = CompiledWorkflow.Compile(parts[0], definition);
+                compiled = CompiledWorkflow.Compile(tenantId, definition);
             }
             catch (Exception ex)
             {
@@ -358,7 +356,7 @@ public sealed class WorkflowRegistry
                 legacyTimes.TryGetValue(suffix, out long atMs);
                 record = new WorkflowVersionRecord { State = DefinitionState.Published, CreatedAtMs = atMs, ValidatedAtMs = atMs, PublishedAtMs = atMs };
             }
-            var keyId = (parts[0], parts[1]);
+            var keyId = (tenantId, workflowId);
             if (!loaded.TryGetValue(keyId, out var list))
                 loaded[keyId] = list = [];
             list.Add(new VersionSlot(compiled, record));
