@@ -66,6 +66,9 @@ public sealed class HttpTests
             await client.PingAsync(1);
             await client.SendAsync(FrameType.Request, (Opcode)0x7001, 2);
             await client.ExpectErrorAsync(ErrorCode.UnknownOpcode, 2);
+            // An audited change: one audit record.
+            await client.RequestAsync(Opcode.TenantCreate, 3, new TenantCreateRequest { TenantId = "acme" });
+            Assert.Equal(FrameType.Response, (await client.ExpectFrameAsync()).Type);
         }
 
         using var http = new HttpClient { BaseAddress = new Uri($"http://{server.Server.HttpEndPoint}") };
@@ -81,7 +84,7 @@ public sealed class HttpTests
             "wayang_bytes_in_total ", "wayang_bytes_out_total ",
             "wayang_request_duration_seconds_bucket{opcode=\"ping\",le=\"+Inf\"} ", "wayang_request_duration_seconds_count{opcode=\"ping\"} ",
             "wayang_errors_total{code=\"UNKNOWN_OPCODE\"} 1", "wayang_journal_commit_duration_seconds_count ",
-            "wayang_session_faults_total 0",
+            "wayang_session_faults_total 0", "wayang_audit_records_total 1\n",
         })
         {
             Assert.Contains(series, metrics, StringComparison.Ordinal);

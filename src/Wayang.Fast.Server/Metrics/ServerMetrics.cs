@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Common.Runs;
+using Wayang.Fast.Control.Audit;
 using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Server.Sessions;
 
@@ -52,7 +53,7 @@ internal sealed class ServerMetrics
         return i < 0 ? KnownCodes.Length : i;
     }
 
-    public string Render(IEnumerable<Session> liveSessions, ExecutionEngine? execution = null)
+    public string Render(IEnumerable<Session> liveSessions, ExecutionEngine? execution = null, AuditLog? audit = null)
     {
         var total = new SessionStats();
         long inFlight = 0;
@@ -96,6 +97,8 @@ internal sealed class ServerMetrics
 
         Counter(sb, "wayang_frames_truncated_total", "Connections that ended in the middle of a frame.", Volatile.Read(ref FramesTruncated));
         Counter(sb, "wayang_session_faults_total", "Sessions ended by an unexpected exception (a bug if nonzero).", Volatile.Read(ref SessionFaults));
+        if (audit is not null)
+            Counter(sb, "wayang_audit_records_total", "Records appended to the audit log (its head sequence): denials, changes and audit reads.", audit.Head.Sequence);
         if (execution is not null)
             RenderExecution(sb, execution.GetStats(null));
         return sb.ToString();
