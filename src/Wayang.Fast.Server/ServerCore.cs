@@ -3,9 +3,11 @@ using System.IO.Pipelines;
 using System.Reflection;
 using Microsoft.Extensions.Logging;
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Control.Audit;
 using Wayang.Fast.Control.Tenancy;
 using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Server.Metrics;
+using Wayang.Fast.Server.Planes;
 using Wayang.Fast.Server.Sessions;
 
 namespace Wayang.Fast.Server;
@@ -21,8 +23,11 @@ internal sealed class ServerCore : IDisposable
     private volatile bool _shuttingDown;
 
     // execution null: a core without the execution plane (the session benchmarks); 0x02xx opcodes answer UNAVAILABLE.
-    public ServerCore(WayangServerOptions options, TenantDirectory tenants, ILogger logger, ServerMetrics? metrics = null, ExecutionEngine? execution = null)
+    public ServerCore(WayangServerOptions options, TenantDirectory tenants, ILogger logger, ServerMetrics? metrics = null, ExecutionEngine? execution = null,
+        AuditLog? audit = null, AgentCatalog? agents = null)
     {
+        Audit = audit;
+        Agents = agents;
         Execution = execution;
         Metrics = metrics ?? new ServerMetrics();
         Options = options;
@@ -40,6 +45,10 @@ internal sealed class ServerCore : IDisposable
     public WayangServerOptions Options { get; }
     public TenantDirectory Tenants { get; }
     public ExecutionEngine? Execution { get; }
+    // null: a core without an audit log (the session benchmarks); nothing is recorded.
+    public AuditLog? Audit { get; }
+    // null: no agent definitions (the session benchmarks); definition opcodes for agents answer UNAVAILABLE.
+    public AgentCatalog? Agents { get; }
     public ILogger Logger { get; }
     public ServerMetrics Metrics { get; }
     public long IdleTimeoutMs { get; }

@@ -8,10 +8,14 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Wayang.Fast.Control.Audit;
+using Wayang.Fast.Control.Definitions;
 using Wayang.Fast.Control.Tenancy;
 using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Protocol.Framing;
+using Wayang.Fast.Server.Planes;
 using Wayang.Fast.Storage;
+
 
 namespace Wayang.Fast.Server;
 
@@ -26,13 +30,15 @@ public sealed class WayangServer : IAsyncDisposable
     private readonly FasterStateStore _store;
     private readonly ServerCore _core;
     private readonly ExecutionEngine _execution;
+    private readonly AuditLog _audit;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _stopLock = new();
     private IHost? _host;
     private Task? _stopTask;
 
-    private WayangServer(WayangServerOptions options, ILogger logger, FasterStateStore store, ExecutionEngine execution, ServerCore core, string keyFile, string? bootstrapKey)
+    private WayangServer(WayangServerOptions options, ILogger logger, FasterStateStore store, ExecutionEngine execution, AuditLog audit, ServerCore core, string keyFile, string? bootstrapKey)
     {
+        _audit = audit;
         _options = options;
         _logger = logger;
         _store = store;
@@ -66,6 +72,7 @@ public sealed class WayangServer : IAsyncDisposable
         var store = await FasterStateStore.OpenAsync(storageOptions, loggerFactory.CreateLogger("Wayang.Fast.Storage"), ct).ConfigureAwait(false);
         WayangServer? server = null;
         ExecutionEngine? execution = null;
+        AuditLog? audit = null;
         var metrics = new Metrics.ServerMetrics();
         // Hooked before the first write, so the bootstrap commit is measured too.
         store.Metrics.CommitObserved = metrics.JournalCommit;
@@ -84,10 +91,19 @@ public sealed class WayangServer : IAsyncDisposable
 
             // Recovery (requeueing what was queued or leased at the last stop) happens here, before any executor can
             // connect, so the first registrations see the whole backlog.
+            audit = AuditLog.Open(Path.Combine(store.DataDirectory, AuditDirectoryName), AuditStorageOptions(options.Durability), logger: loggerFactory.CreateLogger("Wayang.Fast.Audit"));
+            var agents = new AgentCatalog(new AgentRegistry(store));
+            // This server's agent definitions answer the engine's AGENT-node checks (replacing a catalog of an
+            // earlier server built from the same options object).
+            options.Execution.AgentCatalog = agents;
+
+            // Recovery (requeueing what was queued or leased at the last stop) happens here, before any executor can
+            // connect, so the first registrations see the whole backlog.
             execution = await ExecutionEngine.OpenAsync(store, options.Execution, options.Inference,
                 logger: loggerFactory.CreateLogger("Wayang.Fast.Execution"), cancellationToken: ct).ConfigureAwait(false);
-            var core = new ServerCore(options, tenants, logger, metrics, execution);
-            server = new WayangServer(options, logger, store, execution, core, keyFile, created?.Secret);
+            agents.Attach(execution);
+            var core = new ServerCore(options, tenants, logger, metrics, execution, audit, agents);
+            server = new WayangServer(options, logger, store, execution, audit, core, keyFile, created?.Secret);
             await server.StartHostAsync(address, loggerFactory, ct).ConfigureAwait(false);
             Log.Started(logger, server.ProtocolEndPoint.ToString(), server.HttpEndPoint?.ToString() ?? "disabled", store.DataDirectory, options.Durability.ToString());
             return server;
@@ -102,11 +118,25 @@ public sealed class WayangServer : IAsyncDisposable
             {
                 if (execution is not null)
                     await execution.DisposeAsync().ConfigureAwait(false);
+                if (audit is not null)
+                    await audit.DisposeAsync().ConfigureAwait(false);
                 await store.DisposeAsync().ConfigureAwait(false);
             }
             throw;
         }
     }
+
+    // The audit log's own journal inside the data directory. Its geometry is fixed here, not taken from the store's
+    // options: FASTER's on-disk addresses depend on it, so it must be the same at every start.
+    public const string AuditDirectoryName = "audit";
+
+    private static StorageOptions AuditStorageOptions(DurabilityMode durability) => new()
+    {
+        Durability = durability,
+        JournalPageBits = 20,
+        JournalMemoryBits = 22,
+        JournalSegmentBits = 28,
+    };
 
     private static void RaiseThreadPoolMinimum(int minWorkers)
     {
@@ -278,6 +308,14 @@ public sealed class WayangServer : IAsyncDisposable
             }
 
             _core.StorageOpen = false;
+            try
+            {
+                await _audit.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                Log.ShutdownStepFailed(_logger, "close the audit log", ex);
+            }
             try
             {
                 await _store.DisposeAsync().ConfigureAwait(false);

@@ -162,10 +162,20 @@ public partial class ExecutionDispatchTests
             DefinitionJson = Utf8("""{"id":"x","nodes":[{"id":"a","type":"TASK"}]}"""),
         }, ErrorCode.WorkflowInvalid);
         Assert.Equal("a", error.Details["node"]);
-        // No inference plane in this server: AGENT nodes are refused.
+        // An AGENT node names a published agent version of the tenant...
+        error = await dev.ExpectErrorAsync(Opcode.WorkflowRegister, new WorkflowRegisterRequest
+        {
+            DefinitionJson = Utf8("""{"id":"x","nodes":[{"id":"a","type":"AGENT","agent":"helper","agentVersion":1}]}"""),
+        }, ErrorCode.WorkflowInvalid);
+        Assert.Equal("a", error.Details["node"]);
+        var agent = await dev.CallAsync<DefinitionRequest, DefinitionVersionDto>(Opcode.DefinitionCreate,
+            new DefinitionRequest { Kind = 2, DefinitionJson = Utf8("""{"id":"helper","model":"m"}""") });
+        await dev.CallAsync<DefinitionTransitionRequest, DefinitionVersionDto>(Opcode.DefinitionTransition,
+            new DefinitionTransitionRequest { Kind = 2, Id = "helper", Version = agent.Version, Target = 3 });
+        // ...and with one, this server (no inference plane) still refuses AGENT nodes with their own code.
         await dev.ExpectErrorAsync(Opcode.WorkflowRegister, new WorkflowRegisterRequest
         {
-            DefinitionJson = Utf8("""{"id":"x","nodes":[{"id":"a","type":"AGENT","agent":"helper"}]}"""),
+            DefinitionJson = Utf8("""{"id":"x","nodes":[{"id":"a","type":"AGENT","agent":"helper","agentVersion":1}]}"""),
         }, ErrorCode.AgentUnavailable);
     }
 

@@ -186,6 +186,10 @@ public sealed class WorkflowRegistry
 
     // Any state, for the runs that pinned a version (recovery, replays) and for showing. version 0: the latest
     // PUBLISHED version (what a run would get).
+    // Every check a publication would run (structure and references), storing nothing: WORKFLOW_INVALID and the
+    // like as exceptions. DefinitionValidate and `wayang defs validate`.
+    public void Validate(string tenantId, WorkflowDefinition definition) => WorkflowValidator.Validate(definition, _validation, tenantId);
+
     public CompiledWorkflow? Get(string tenantId, string workflowId, int version)
     {
         var versions = Find(tenantId, workflowId);

@@ -33,6 +33,9 @@ public sealed partial class ExecutionEngine : IWorkflowVersionUsage
         return _registry.TransitionAsync(tenantId, workflowId, version, target, cancellationToken);
     }
 
+    // The checks of a publication, storing nothing.
+    public void ValidateWorkflow(string tenantId, WorkflowDefinition definition) => _registry.Validate(tenantId, definition);
+
     // version 0: the newest version in any state. Null when it does not exist in this tenant.
     public WorkflowVersionInfo? GetWorkflowVersion(string tenantId, string workflowId, int version) => _registry.GetVersion(tenantId, workflowId, version);
 

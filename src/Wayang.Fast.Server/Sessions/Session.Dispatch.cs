@@ -141,6 +141,14 @@ internal sealed partial class Session
                 DispatchRbac(in frame, streamId, opcode, start);
                 return;
 
+            case >= Opcode.AuditQuery and <= Opcode.AuditHead:
+                DispatchAudit(in frame, streamId, opcode, start);
+                return;
+
+            case >= Opcode.DefinitionValidate and <= Opcode.DefinitionGet:
+                DispatchDefinitions(in frame, streamId, opcode, start);
+                return;
+
             case >= Opcode.WorkflowRegister and <= (Opcode)0x02ff:
                 DispatchExecution(in frame, streamId, opcode, start);
                 return;

@@ -129,9 +129,10 @@ internal sealed partial class Session
             _writer.WriteError(streamId, opcode, ErrorCode.BadBody, start);
             return;
         }
-        // Parsed here, strictly (WORKFLOW_INVALID naming the JSON path); validated by the engine's registry.
-        var definition = WorkflowRegistry.ParseDefinition(request.DefinitionJson ?? []);
-        StartUnary(streamId, opcode, start, definition, static async (s, d, ct) =>
+        // The JSON Schema first (WORKFLOW_INVALID listing every violation), then the strict parse; the graph and its
+        // references are validated by the engine's registry. Register = create + publish in one step.
+        var definition = ParseWorkflow(request.DefinitionJson ?? []);
+        StartAudited(streamId, opcode, start, definition, $"workflow:{definition.Id}", Tenant, static async (s, d, ct) =>
         {
             var summary = await s.Engine.RegisterWorkflowAsync(s.Tenant, d, ct).ConfigureAwait(false);
             return new WorkflowRegisterResponse { WorkflowId = summary.WorkflowId, Version = summary.LatestVersion };
