@@ -202,16 +202,22 @@ public sealed partial class WayangClient
         return new AuditPage([.. (reply.Records ?? []).Where(r => r is not null).Select(ToEntry)], reply.NextAfterSequence);
     }
 
-    // Every matching record from filter.AfterSequence on, page by page (filter.Limit is the page size): a page is asked
-    // for only when the caller has consumed the previous one.
+    // Every matching record from filter.AfterSequence up to the head as it was when the read began, page by page
+    // (filter.Limit is the page size); a page is asked for only when the caller has consumed the previous one.
+    // The bound matters: every query is itself recorded, so a reader that chased the live head would never finish.
     public async IAsyncEnumerable<AuditEntry> ReadAuditAsync(AuditFilter? filter = null, TimeSpan? timeout = null, [EnumeratorCancellation] CancellationToken ct = default)
     {
         var current = filter ?? new AuditFilter();
-        while (true)
+        long head = (await GetAuditHeadAsync(timeout, ct).ConfigureAwait(false)).Sequence;
+        while (current.AfterSequence < head)
         {
             var page = await QueryAuditAsync(current, timeout, ct).ConfigureAwait(false);
             foreach (var record in page.Records)
+            {
+                if (record.Sequence > head)
+                    yield break;
                 yield return record;
+            }
             if (page.IsLastPage)
                 yield break;
             // A cursor that does not move forward would loop forever on the same page.

@@ -14,11 +14,17 @@ public sealed class ControlCallsTests
 {
     private static T Body<T>(ReceivedFrame frame) => MessagePackSerializer.Deserialize<T>(frame.Body, WireOptions.Untrusted);
 
-    // Answers every REQUEST of `opcode` with reply(request frame); other opcodes get the default behaviour.
-    private static FakeServer Answering(Opcode opcode, Func<ReceivedFrame, object> reply) => new()
+    // Answers every REQUEST of `opcode` with reply(request frame), AuditHead with headSequence; other opcodes get the
+    // default behaviour.
+    private static FakeServer Answering(Opcode opcode, Func<ReceivedFrame, object> reply, long headSequence = 0) => new()
     {
         OnFrame = async (session, frame) =>
         {
+            if (frame.Type == FrameType.Request && frame.Opcode == Opcode.AuditHead)
+            {
+                await session.SendMessageAsync(FrameType.Response, frame.Opcode, frame.StreamId, new AuditHeadDto { Sequence = headSequence, Hash = [1] });
+                return;
+            }
             if (frame.Type != FrameType.Request || frame.Opcode != opcode)
             {
                 await FakeServer.DefaultBehaviour(session, frame);
@@ -270,17 +276,7 @@ public sealed class ControlCallsTests
     {
         // 7 records served 3 at a time: pages after 0, 3, 6; the last one says NextAfterSequence = 0.
         const int total = 7;
-        await using var server = Answering(Opcode.AuditQuery, frame =>
-        {
-            var request = Body<AuditQueryRequest>(frame);
-            long first = request.AfterSequence + 1;
-            long last = Math.Min(total, request.AfterSequence + request.Limit);
-            return new AuditQueryResponse
-            {
-                Records = [.. Enumerable.Range((int)first, (int)(last - first + 1)).Select(s => Record(s))],
-                NextAfterSequence = last < total ? last : 0,
-            };
-        });
+        await using var server = Answering(Opcode.AuditQuery, frame => AuditPageOf(frame, total), headSequence: total);
         await using var client = await WayangClient.ConnectAsync(server.ClientOptions());
         var filter = new AuditFilter
         {
@@ -293,7 +289,8 @@ public sealed class ControlCallsTests
             entries.Add(entry);
 
         Assert.Equal(Enumerable.Range(1, total).Select(i => (long)i), entries.Select(e => e.Sequence));
-        var requests = server.Frames.Select(Body<AuditQueryRequest>).ToList();
+        Assert.Equal(Opcode.AuditHead, server.Frames[0].Opcode);
+        var requests = server.Frames.Where(f => f.Opcode == Opcode.AuditQuery).Select(Body<AuditQueryRequest>).ToList();
         Assert.Equal([0L, 3L, 6L], requests.Select(r => r.AfterSequence));
         Assert.All(requests, r =>
         {
@@ -314,10 +311,25 @@ public sealed class ControlCallsTests
         Assert.Equal(7, Assert.Single(page.Records).Sequence);
     }
 
+    // Every query is itself recorded, so the log grows while it is read: the read ends at the head it saw first.
+    [Fact]
+    public async Task ReadAudit_stops_at_the_head_it_saw_when_it_began()
+    {
+        await using var server = Answering(Opcode.AuditQuery, frame => AuditPageOf(frame, 1000), headSequence: 5);
+        await using var client = await WayangClient.ConnectAsync(server.ClientOptions());
+
+        var entries = new List<AuditEntry>();
+        await foreach (var entry in client.ReadAuditAsync(new AuditFilter { Limit = 3 }))
+            entries.Add(entry);
+
+        Assert.Equal([1L, 2L, 3L, 4L, 5L], entries.Select(e => e.Sequence));
+        Assert.Equal([0L, 3L], server.Frames.Where(f => f.Opcode == Opcode.AuditQuery).Select(f => Body<AuditQueryRequest>(f).AfterSequence));
+    }
+
     [Fact]
     public async Task ReadAudit_refuses_a_cursor_that_does_not_advance()
     {
-        await using var server = Answering(Opcode.AuditQuery, _ => new AuditQueryResponse { Records = [Record(5)], NextAfterSequence = 5 });
+        await using var server = Answering(Opcode.AuditQuery, _ => new AuditQueryResponse { Records = [Record(6)], NextAfterSequence = 5 }, headSequence: 10);
         await using var client = await WayangClient.ConnectAsync(server.ClientOptions());
 
         var e = await Assert.ThrowsAsync<WayangException>(async () =>
@@ -354,6 +366,19 @@ public sealed class ControlCallsTests
         Assert.Equal(new AuditHeadInfo(41, "deadbeef"), head);
         Assert.All(server.Frames, f => Assert.Empty(f.Body));
         Assert.Equal([Opcode.AuditVerify, Opcode.AuditHead], server.Frames.Select(f => f.Opcode));
+    }
+
+    // Records 1..total, Limit per page after the request's cursor.
+    private static AuditQueryResponse AuditPageOf(ReceivedFrame frame, int total)
+    {
+        var request = Body<AuditQueryRequest>(frame);
+        long first = request.AfterSequence + 1;
+        long last = Math.Min(total, request.AfterSequence + request.Limit);
+        return new AuditQueryResponse
+        {
+            Records = [.. Enumerable.Range((int)first, (int)(last - first + 1)).Select(s => Record(s))],
+            NextAfterSequence = last < total ? last : 0,
+        };
     }
 
     private static AuditRecordDto Record(long sequence)
