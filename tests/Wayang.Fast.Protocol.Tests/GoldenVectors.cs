@@ -223,6 +223,42 @@ internal static class GoldenVectors
                 Assert.Equal(1700000030000, m.LeaseExpiresAtMs);
                 Assert.Equal(1700003600000, m.DeadlineAtMs);
             }),
+        Message("request-binding-grant", "REQUEST opcode BindingGrant (0x010A) on stream 17: bind role operator to key wyk_0123456789abcdef of the caller's tenant.",
+            FrameType.Request, 17, Opcode.BindingGrant,
+            new BindingRequest { KeyId = "wyk_0123456789abcdef", Role = "operator" },
+            m => Assert.Equal(("wyk_0123456789abcdef", "operator"), (m.KeyId, m.Role))),
+        Message("request-definition-create", "REQUEST opcode DefinitionCreate (0x0121) on stream 19: an agent definition (kind 2) as UTF-8 JSON; DefinitionMsgPack is an empty bin.",
+            FrameType.Request, 19, Opcode.DefinitionCreate,
+            new DefinitionRequest { Kind = 2, DefinitionJson = "{\"id\":\"helper\",\"model\":\"m\"}"u8.ToArray(), DefinitionMsgPack = [] },
+            m =>
+            {
+                Assert.Equal(2, m.Kind);
+                Assert.Equal("{\"id\":\"helper\",\"model\":\"m\"}"u8.ToArray(), m.DefinitionJson);
+                Assert.Empty(m.DefinitionMsgPack);
+            }),
+        Message("response-audit-query", "RESPONSE to AuditQuery (0x0110) on stream 21: one DENIED record (outcome 2) of opcode RunSubmit, its 32-byte previous hash (zeros: the first record) and hash, and no next page (0).",
+            FrameType.Response, 21, Opcode.AuditQuery,
+            new AuditQueryResponse
+            {
+                Records =
+                [
+                    new AuditRecordDto
+                    {
+                        Sequence = 1, TimeMs = 1700000000000, TenantId = "acme", PrincipalId = "wyk_0123456789abcdef", PrincipalTenantId = "acme",
+                        Opcode = 0x0210, Operation = "RunSubmit", Resource = "", Outcome = 2, Reason = "PERMISSION_DENIED", ConnectionId = 7,
+                        Details = new() { ["remote"] = "127.0.0.1:50000" }, PreviousHash = new byte[32], Hash = [.. Enumerable.Range(0, 32).Select(i => (byte)i)],
+                    },
+                ],
+                NextAfterSequence = 0,
+            },
+            m =>
+            {
+                var r = Assert.Single(m.Records);
+                Assert.Equal((1L, (ushort)0x0210, (byte)2, "PERMISSION_DENIED"), (r.Sequence, r.Opcode, r.Outcome, r.Reason));
+                Assert.Equal("127.0.0.1:50000", r.Details["remote"]);
+                Assert.Equal(32, r.Hash.Length);
+                Assert.Equal(0, m.NextAfterSequence);
+            }),
     ];
 
     private static GoldenVector Message<T>(string name, string description, FrameType type, uint stream, Opcode opcode, T message, Action<T> check) =>

@@ -15,6 +15,7 @@ public sealed class ExecutionHarness : IAsyncDisposable
     public const string OneTaskJson = """{"id":"one","nodes":[{"id":"start","type":"TASK","executorType":"worker"}]}""";
 
     private readonly Dictionary<string, string> _keys = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _keyIds = new(StringComparer.Ordinal);
 
     private ExecutionHarness(TestServer server) => Server = server;
 
@@ -35,6 +36,7 @@ public sealed class ExecutionHarness : IAsyncDisposable
                 var created = await admin.CallAsync<KeyCreateRequest, KeyCreateResponse>(Opcode.KeyCreate,
                     new KeyCreateRequest { TenantId = Tenant, Name = "k-" + role, Roles = [role] });
                 harness._keys[role] = created.Secret;
+                harness._keyIds[role] = created.Key.KeyId;
             }
             var other = await admin.CallAsync<KeyCreateRequest, KeyCreateResponse>(Opcode.KeyCreate,
                 new KeyCreateRequest { TenantId = OtherTenant, Name = "k-executor", Roles = ["executor"] });
@@ -49,6 +51,17 @@ public sealed class ExecutionHarness : IAsyncDisposable
     }
 
     public string Key(string role) => _keys[role];
+
+    public string KeyId(string role) => _keyIds[role];
+
+    // A new key of any tenant, made by the platform admin; returns its secret.
+    public async Task<string> CreateKeyAsync(string tenantId, params string[] roles)
+    {
+        await using var admin = await ConnectAdminAsync();
+        var created = await admin.CallAsync<KeyCreateRequest, KeyCreateResponse>(Opcode.KeyCreate,
+            new KeyCreateRequest { TenantId = tenantId, Name = "k-" + Guid.NewGuid().ToString("N")[..12], Roles = roles });
+        return created.Secret;
+    }
 
     public async Task<ProtocolConnection> ConnectAsync(string role) => new(await Server.ConnectAsync(_keys[role]));
 

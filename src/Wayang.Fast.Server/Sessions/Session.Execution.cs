@@ -458,7 +458,7 @@ internal sealed partial class Session
             tenantId = null;
         if (!principal.IsPlatformAdmin && !string.Equals(tenantId, principal.TenantId, StringComparison.Ordinal))
         {
-            _writer.WriteError(streamId, opcode, ErrorCode.PermissionDenied, start);
+            _ = DenyAsync(streamId, opcode, start, new WayangError(ErrorCode.PermissionDenied, $"The principal may not read queues of tenant '{request.TenantId}'."), $"queues:{request.TenantId}", audit: true);
             return;
         }
         var stats = Engine.GetStats(tenantId);
