@@ -53,11 +53,17 @@ public sealed class ControlCallsTests
                 }),
                 Opcode.RolePut => session.SendMessageAsync(FrameType.Response, frame.Opcode, frame.StreamId, new RoleDto
                 {
-                    TenantId = "shop", Name = Body<RolePutRequest>(frame).Name, Permissions = ["session", .. Body<RolePutRequest>(frame).Permissions], UpdatedAtMs = 7000,
+                    TenantId = "shop",
+                    Name = Body<RolePutRequest>(frame).Name,
+                    Permissions = ["session", .. Body<RolePutRequest>(frame).Permissions],
+                    UpdatedAtMs = 7000,
                 }),
                 Opcode.RoleDelete => session.SendMessageAsync(FrameType.Response, frame.Opcode, frame.StreamId, new RoleDto
                 {
-                    TenantId = "shop", Name = Body<RoleDeleteRequest>(frame).Name, Permissions = ["session"], UpdatedAtMs = 7000,
+                    TenantId = "shop",
+                    Name = Body<RoleDeleteRequest>(frame).Name,
+                    Permissions = ["session"],
+                    UpdatedAtMs = 7000,
                 }),
                 _ => FakeServer.DefaultBehaviour(session, frame),
             },
@@ -188,8 +194,13 @@ public sealed class ControlCallsTests
                 var request = Body<DefinitionRequest>(frame);
                 return session.SendMessageAsync(FrameType.Response, frame.Opcode, frame.StreamId, new DefinitionVersionDto
                 {
-                    Kind = request.Kind, Id = "helper", Version = 3, State = (byte)DefinitionState.Draft,
-                    DefinitionJson = request.DefinitionJson, CreatedAtMs = 1000, UpdatedAtMs = 2000,
+                    Kind = request.Kind,
+                    Id = "helper",
+                    Version = 3,
+                    State = (byte)DefinitionState.Draft,
+                    DefinitionJson = request.DefinitionJson,
+                    CreatedAtMs = 1000,
+                    UpdatedAtMs = 2000,
                 });
             },
         };
@@ -215,8 +226,10 @@ public sealed class ControlCallsTests
             {
                 Opcode.DefinitionTransition => session.SendMessageAsync(FrameType.Response, frame.Opcode, frame.StreamId, new DefinitionVersionDto
                 {
-                    Kind = Body<DefinitionTransitionRequest>(frame).Kind, Id = Body<DefinitionTransitionRequest>(frame).Id,
-                    Version = Body<DefinitionTransitionRequest>(frame).Version, State = Body<DefinitionTransitionRequest>(frame).Target,
+                    Kind = Body<DefinitionTransitionRequest>(frame).Kind,
+                    Id = Body<DefinitionTransitionRequest>(frame).Id,
+                    Version = Body<DefinitionTransitionRequest>(frame).Version,
+                    State = Body<DefinitionTransitionRequest>(frame).Target,
                     DefinitionJson = "{}"u8.ToArray(),
                 }),
                 Opcode.DefinitionList => session.SendMessageAsync(FrameType.Response, frame.Opcode, frame.StreamId, new DefinitionListResponse
@@ -232,7 +245,11 @@ public sealed class ControlCallsTests
                 }),
                 Opcode.DefinitionGet => session.SendMessageAsync(FrameType.Response, frame.Opcode, frame.StreamId, new DefinitionVersionDto
                 {
-                    Kind = 1, Id = "orders", Version = 2, State = 1, DefinitionJson = """{"id":"orders","nodes":[]}"""u8.ToArray(),
+                    Kind = 1,
+                    Id = "orders",
+                    Version = 2,
+                    State = 1,
+                    DefinitionJson = """{"id":"orders","nodes":[]}"""u8.ToArray(),
                 }),
                 _ => FakeServer.DefaultBehaviour(session, frame),
             },
@@ -280,8 +297,12 @@ public sealed class ControlCallsTests
         await using var client = await WayangClient.ConnectAsync(server.ClientOptions());
         var filter = new AuditFilter
         {
-            PrincipalId = "k7", Opcode = Opcode.RunSubmit, Outcome = AuditOutcome.Denied,
-            From = DateTimeOffset.FromUnixTimeMilliseconds(1000), To = DateTimeOffset.FromUnixTimeMilliseconds(99_000), Limit = 3,
+            PrincipalId = "k7",
+            Opcode = Opcode.RunSubmit,
+            Outcome = AuditOutcome.Denied,
+            From = DateTimeOffset.FromUnixTimeMilliseconds(1000),
+            To = DateTimeOffset.FromUnixTimeMilliseconds(99_000),
+            Limit = 3,
         };
 
         var entries = new List<AuditEntry>();
@@ -350,7 +371,12 @@ public sealed class ControlCallsTests
             {
                 Opcode.AuditVerify => session.SendMessageAsync(FrameType.Response, frame.Opcode, frame.StreamId, new AuditVerifyResponse
                 {
-                    Ok = false, RecordsChecked = 41, FirstBrokenSequence = 17, Reason = "hash mismatch", HeadSequence = 41, HeadHash = [0xAB, 0xCD],
+                    Ok = false,
+                    RecordsChecked = 41,
+                    FirstBrokenSequence = 17,
+                    Reason = "hash mismatch",
+                    HeadSequence = 41,
+                    HeadHash = [0xAB, 0xCD],
                 }),
                 Opcode.AuditHead => session.SendMessageAsync(FrameType.Response, frame.Opcode, frame.StreamId,
                     new AuditHeadDto { Sequence = 41, Hash = [0xDE, 0xAD, 0xBE, 0xEF] }),
@@ -390,10 +416,20 @@ public sealed class ControlCallsTests
         hash[1] = (byte)sequence;
         return new AuditRecordDto
         {
-            Sequence = sequence, TimeMs = sequence * 1000, TenantId = "shop", PrincipalId = "k7", PrincipalTenantId = "shop",
-            Opcode = (ushort)Opcode.RunSubmit, Operation = "RunSubmit", Resource = "workflow:orders", Outcome = (byte)AuditOutcome.Denied,
-            Reason = "PERMISSION_DENIED", ConnectionId = 3, Details = new Dictionary<string, string> { ["run"] = "run:r" + sequence },
-            PreviousHash = previous, Hash = hash,
+            Sequence = sequence,
+            TimeMs = sequence * 1000,
+            TenantId = "shop",
+            PrincipalId = "k7",
+            PrincipalTenantId = "shop",
+            Opcode = (ushort)Opcode.RunSubmit,
+            Operation = "RunSubmit",
+            Resource = "workflow:orders",
+            Outcome = (byte)AuditOutcome.Denied,
+            Reason = "PERMISSION_DENIED",
+            ConnectionId = 3,
+            Details = new Dictionary<string, string> { ["run"] = "run:r" + sequence },
+            PreviousHash = previous,
+            Hash = hash,
         };
     }
 }

@@ -40,7 +40,10 @@ public sealed class ControlCliTests : IAsyncLifetime
         Dictionary<string, string?> As(string key) => new() { ["WAYANG_SERVER"] = endpoint, ["WAYANG_API_KEY"] = key };
         await using var platform = await WayangClient.ConnectAsync(new WayangClientOptions
         {
-            Host = "127.0.0.1", Port = _server.ProtocolEndPoint.Port, ApiKey = _server.BootstrapAdminKey!, KeepAliveInterval = TimeSpan.Zero,
+            Host = "127.0.0.1",
+            Port = _server.ProtocolEndPoint.Port,
+            ApiKey = _server.BootstrapAdminKey!,
+            KeepAliveInterval = TimeSpan.Zero,
         });
         await platform.CreateTenantAsync("shop");
         _admin = As((await platform.CreateKeyAsync("shop", "boss", ["tenant-admin"])).Secret);
