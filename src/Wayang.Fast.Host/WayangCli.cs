@@ -46,6 +46,10 @@ public static partial class WayangCli
         root.Add(BuildDlq(env));
         root.Add(BuildQueues(env));
         root.Add(BuildScheduling(env));
+        root.Add(BuildDefinitions(env));
+        root.Add(BuildRoles(env));
+        root.Add(BuildBindings(env));
+        root.Add(BuildAudit(env));
         return root;
     }
 
