@@ -257,4 +257,81 @@ public sealed class ControlPlaneTests
         Assert.Equal([(byte)DefinitionState.Archived], summary.States);
         Assert.Equal(0, summary.PublishedVersion);
     }
+
+    [Fact]
+    public async Task An_agent_version_called_by_a_published_workflow_cannot_be_archived()
+    {
+        await using var h = await ExecutionHarness.StartAsync(o => o.Inference = new EchoGateway());
+        await using var dev = await h.ConnectAsync("developer");
+        await dev.CallAsync<DefinitionRequest, DefinitionVersionDto>(Opcode.DefinitionCreate,
+            new DefinitionRequest { Kind = 2, DefinitionJson = Utf8("""{"id":"helper","model":"m"}""") });
+        // A workflow may not publish against an agent version that is not published...
+        await dev.ExpectErrorAsync(Opcode.WorkflowRegister, new WorkflowRegisterRequest { DefinitionJson = Utf8(AgentFlow) }, ErrorCode.WorkflowInvalid);
+        await dev.CallAsync<DefinitionTransitionRequest, DefinitionVersionDto>(Opcode.DefinitionTransition,
+            new DefinitionTransitionRequest { Kind = 2, Id = "helper", Version = 1, Target = (byte)DefinitionState.Published });
+        await dev.CallAsync<WorkflowRegisterRequest, WorkflowRegisterResponse>(Opcode.WorkflowRegister, new WorkflowRegisterRequest { DefinitionJson = Utf8(AgentFlow) });
+
+        // ...and the agent version may not be archived while a published workflow calls it.
+        var error = await dev.ExpectErrorAsync(Opcode.DefinitionTransition,
+            new DefinitionTransitionRequest { Kind = 2, Id = "helper", Version = 1, Target = (byte)DefinitionState.Archived }, ErrorCode.DefinitionInUse);
+        Assert.Contains("helper", error.Message, StringComparison.Ordinal);
+        await dev.CallAsync<DefinitionTransitionRequest, DefinitionVersionDto>(Opcode.DefinitionTransition,
+            new DefinitionTransitionRequest { Kind = 1, Id = "asks", Version = 1, Target = (byte)DefinitionState.Archived });
+        var archived = await dev.CallAsync<DefinitionTransitionRequest, DefinitionVersionDto>(Opcode.DefinitionTransition,
+            new DefinitionTransitionRequest { Kind = 2, Id = "helper", Version = 1, Target = (byte)DefinitionState.Archived });
+        Assert.Equal((byte)DefinitionState.Archived, archived.State);
+    }
+
+    private const string AgentFlow = """{"id":"asks","nodes":[{"id":"ask","type":"AGENT","agent":"helper","agentVersion":1}]}""";
+
+    private sealed class EchoGateway : Wayang.Fast.Execution.Agents.IInferenceGateway
+    {
+        public ValueTask<Wayang.Fast.Execution.Agents.AgentCallResult> CallAgentAsync(Wayang.Fast.Execution.Agents.AgentCall call, CancellationToken cancellationToken) =>
+            ValueTask.FromResult(new Wayang.Fast.Execution.Agents.AgentCallResult(true, call.Input));
+    }
+
+    [Fact]
+    public async Task Verify_over_the_protocol_names_a_record_edited_in_the_data_directory()
+    {
+        var dir = TestServer.NewDataDirectory();
+        const string marker = "tamper-marker-tenant";
+        string adminKey;
+        long markedSequence;
+        await using (var server = await TestServer.StartAsync(dataDirectory: dir))
+        {
+            adminKey = server.AdminKey;
+            await using var admin = new ProtocolConnection(await server.ConnectAsync());
+            await admin.CallAsync<TenantCreateRequest, TenantInfoDto>(Opcode.TenantCreate, new TenantCreateRequest { TenantId = "before" });
+            await admin.CallAsync<TenantCreateRequest, TenantInfoDto>(Opcode.TenantCreate, new TenantCreateRequest { TenantId = marker });
+            await admin.CallAsync<TenantCreateRequest, TenantInfoDto>(Opcode.TenantCreate, new TenantCreateRequest { TenantId = "after" });
+            var records = await AuditAsync(admin, new AuditQueryRequest { TenantId = "*" });
+            markedSequence = records.Single(r => r.Resource == "tenant:" + marker).Sequence;
+        }
+
+        // Someone with access to the disk rewrites the tenant name in that record (same length, so the framing holds).
+        int edited = 0;
+        foreach (var file in Directory.EnumerateFiles(Path.Combine(dir, WayangServer.AuditDirectoryName), "*", SearchOption.AllDirectories))
+        {
+            var bytes = File.ReadAllBytes(file);
+            var at = bytes.AsSpan().IndexOf(Encoding.UTF8.GetBytes(marker));
+            if (at < 0)
+                continue;
+            Encoding.UTF8.GetBytes("tamper-marker-TENANT").CopyTo(bytes, at);
+            File.WriteAllBytes(file, bytes);
+            edited++;
+        }
+        Assert.True(edited > 0, "the record was not found in the audit directory");
+
+        await using (var server = await TestServer.StartAsync(dataDirectory: dir, adminKey: adminKey))
+        {
+            await using var admin = new ProtocolConnection(await server.ConnectAsync());
+            var verify = (await admin.CallBytesAsync(Opcode.AuditVerify, [])).Decode<AuditVerifyResponse>();
+            Assert.False(verify.Ok);
+            Assert.Equal(markedSequence, verify.FirstBrokenSequence);
+            Assert.False(string.IsNullOrEmpty(verify.Reason));
+            // The server still runs and records.
+            await admin.CallAsync<TenantCreateRequest, TenantInfoDto>(Opcode.TenantCreate, new TenantCreateRequest { TenantId = "later" });
+        }
+        Directory.Delete(dir, recursive: true);
+    }
 }
