@@ -40,7 +40,9 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
     private readonly IDevice _hlogDevice;
     private readonly FasterKV<SpanByte, SpanByte> _kv;
     private readonly StoreFunctions _functions = new();
-    private readonly ConcurrentBag<Session> _sessions = [];
+    // A lock-free queue, not a ConcurrentBag: pool threads rarely return a session on the thread that rented it, and the
+    // bag's cross-thread stealing takes a lock that every durable write then contended for.
+    private readonly ConcurrentQueue<Session> _sessions = new();
     private readonly Lock[] _stripes = new Lock[StripeCount];
     private readonly SemaphoreSlim _checkpointGate = new(1, 1);
     private readonly SemaphoreSlim _checkpointSignal = new(0, 1);
@@ -551,7 +553,7 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
     // FASTER sessions are single-threaded; a pool gives each concurrent caller its own. Operations here never
     // leave a session with pending work (reads complete before returning), so any thread may take any session.
     private Session RentSession() =>
-        _sessions.TryTake(out var session) ? session : _kv.For(_functions).NewSession<StoreFunctions>();
+        _sessions.TryDequeue(out var session) ? session : _kv.For(_functions).NewSession<StoreFunctions>();
 
     private void ReturnSession(Session session)
     {
@@ -560,7 +562,7 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
             session.Dispose();
             return;
         }
-        _sessions.Add(session);
+        _sessions.Enqueue(session);
     }
 
     private Lock StripeFor(ReadOnlySpan<byte> key) => _stripes[Crc32C.Compute(key) & (StripeCount - 1)];
@@ -641,7 +643,7 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
         }
         Volatile.Write(ref _disposed, 1);
         await _journal.DisposeAsync().ConfigureAwait(false);
-        while (_sessions.TryTake(out var session))
+        while (_sessions.TryDequeue(out var session))
             session.Dispose();
         _kv.Dispose();
         _hlogDevice.Dispose();

@@ -26,7 +26,6 @@ internal sealed class SessionWriter
     private readonly ServerMetrics _metrics;
     private readonly long _maxPendingBytes;
     private readonly Action _onSlowConsumer;
-    private readonly ArrayBufferWriter<byte> _scratch = new(256);
 
     private bool _closed;
     private bool _completed;
@@ -89,25 +88,34 @@ internal sealed class SessionWriter
 
     public bool WriteMessage<T>(FrameType type, Opcode opcode, uint streamId, T message, long startTimestamp = 0)
     {
+        if (Volatile.Read(ref _closed))
+            return false;
+        // Serialized outside the lock into this thread's buffer: when a group commit releases hundreds of replies of one
+        // connection at once, the lock is held only for the copy into the pipe, not for MessagePack encoding.
+        var scratch = t_scratch ??= new ArrayBufferWriter<byte>(256);
+        scratch.ResetWrittenCount();
+        MessagePackSerializer.Serialize(scratch, message, WireOptions.Trusted);
+        bool written;
         lock (_lock)
         {
-            if (_closed)
-                return false;
-            _scratch.ResetWrittenCount();
-            MessagePackSerializer.Serialize(_scratch, message, WireOptions.Trusted);
-            int total = FrameHeader.Size + _scratch.WrittenCount;
-            if (!Admit(total))
-                return false;
-            FrameWriter.Write(_output, type, opcode, streamId, _scratch.WrittenSpan);
-            Wrote(type, total);
-            if (startTimestamp != 0)
-                _stats.Latency(OpcodeIndex.Of(opcode), Stopwatch.GetTimestamp() - startTimestamp);
-            // A one-off large body (a big key listing) should not pin its buffer for the connection's life.
-            if (_scratch.Capacity > 64 * 1024)
-                _scratch.Clear();
-            return true;
+            int total = FrameHeader.Size + scratch.WrittenCount;
+            written = Admit(total);
+            if (written)
+            {
+                FrameWriter.Write(_output, type, opcode, streamId, scratch.WrittenSpan);
+                Wrote(type, total);
+                if (startTimestamp != 0)
+                    _stats.Latency(OpcodeIndex.Of(opcode), Stopwatch.GetTimestamp() - startTimestamp);
+            }
         }
+        // A one-off large body (a big key listing) should not pin its buffer for the thread's life.
+        if (scratch.Capacity > 64 * 1024)
+            t_scratch = null;
+        return written;
     }
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_scratch;
 
     public bool WriteError(uint streamId, Opcode opcode, ErrorCode code, long startTimestamp = 0) =>
         WriteErrorBody(streamId, opcode, code, ErrorBodies.Default(code), startTimestamp);
