@@ -442,10 +442,25 @@ public class WorkflowValidatorTests
     }
 
     [Fact]
-    public void The_first_violation_is_reported()
+    public void Every_node_violation_is_reported_and_the_first_is_named()
     {
-        // Both nodes are wrong; the first in definition order is named.
+        // Both nodes are wrong: the first in definition order is named in the details clients read, and both are listed.
         var def = Define("w", TaskNode("a", "ghost1"), TaskNode("b", "ghost2"));
-        AssertInvalid(def, "a", "ghost1");
+        var error = AssertInvalid(def, "a", "ghost1");
+        Assert.Equal("2", error.Details["violationCount"]);
+        using var violations = JsonDocument.Parse(error.Details["violations"]);
+        Assert.Equal(
+            [("/nodes/0", true), ("/nodes/1", true)],
+            violations.RootElement.EnumerateArray().Select(v => (v.GetProperty("pointer").GetString(), v.GetProperty("reason").GetString()!.Contains("ghost", StringComparison.Ordinal))));
+        Assert.Contains("node 'b'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Graph_checks_wait_for_sound_nodes()
+    {
+        // A node problem and a cycle (c <-> d): only the node problem is reported (the graph checks rest on sound nodes).
+        var def = Define("w", TaskNode("a", "ghost1"), TaskNode("c", "d"), TaskNode("d", "c"));
+        var error = AssertInvalid(def, "a", "ghost1");
+        Assert.False(error.Details.ContainsKey("violations"));
     }
 }

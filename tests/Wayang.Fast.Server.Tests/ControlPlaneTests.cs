@@ -206,6 +206,13 @@ public sealed class ControlPlaneTests
         });
         Assert.False(cyclic.Valid);
         Assert.Single(cyclic.Violations);
+        // Semantic problems of several nodes are all listed.
+        var twoBad = await dev.CallAsync<DefinitionRequest, DefinitionValidateResponse>(Opcode.DefinitionValidate, new DefinitionRequest
+        {
+            Kind = 1,
+            DefinitionJson = Utf8("""{"id":"t","nodes":[{"id":"a","type":"TASK","executorType":"worker","dependsOn":["ghost1"]},{"id":"b","type":"TASK","executorType":"worker","dependsOn":["ghost2"]}]}"""),
+        });
+        Assert.Equal(["/nodes/0", "/nodes/1"], twoBad.Violations.Select(v => v.Pointer));
         var ok = await dev.CallAsync<DefinitionRequest, DefinitionValidateResponse>(Opcode.DefinitionValidate,
             new DefinitionRequest { Kind = 1, DefinitionJson = Utf8(ExecutionHarness.OneTaskJson) });
         Assert.True(ok.Valid);

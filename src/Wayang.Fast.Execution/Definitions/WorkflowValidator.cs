@@ -59,15 +59,91 @@ public static class WorkflowValidator
                 throw Invalid(node.Id, "the node id is used by more than one node");
         }
 
-        foreach (var node in nodes)
-            ValidateNode(node, index, context);
+        // Every node's own checks and the workflow-level ones are independent of each other: run them all and report
+        // every problem at once. The graph checks (entry, reachability, cycles) assume sound nodes, so they run only then.
+        List<WayangException>? problems = null;
+        for (int i = 0; i < nodes.Count; i++)
+            Collect(ref problems, () => ValidateNode(nodes[i], index, context), $"$.nodes[{i.ToString(CultureInfo.InvariantCulture)}]");
+        if (definition.DefaultRetry is { } defaultRetry)
+            Collect(ref problems, () => ValidateRetry("", defaultRetry, "defaultRetry"), "$.defaultRetry");
+        Collect(ref problems, () => ValidateInputs(definition.Inputs), "$.inputs");
+        Collect(ref problems, () => ValidateOutputs(definition.Outputs, index), "$.outputs");
+        if (problems is not null)
+            throw Combine(problems);
 
         ValidateGraph(nodes, index);
+    }
 
-        if (definition.DefaultRetry is { } defaultRetry)
-            ValidateRetry("", defaultRetry, "defaultRetry");
-        ValidateInputs(definition.Inputs);
-        ValidateOutputs(definition.Outputs, index);
+    private static void Collect(ref List<WayangException>? problems, Action check, string path)
+    {
+        try
+        {
+            check();
+        }
+        catch (WayangException ex) when (ex.Error.Code == ErrorCode.WorkflowInvalid)
+        {
+            if (ex.Error.Details.ContainsKey("path"))
+            {
+                (problems ??= []).Add(ex);
+                return;
+            }
+            var details = new Dictionary<string, string>(ex.Error.Details, StringComparer.Ordinal) { ["path"] = path };
+            (problems ??= []).Add(new WayangException(new WayangError(ErrorCode.WorkflowInvalid, ex.Error.Message, details: details)));
+        }
+    }
+
+    // One WORKFLOW_INVALID for several problems: the first keeps the node/path/reason details clients read, and
+    // Details["violations"] lists them all as {pointer, reason} (the shape of the schema's violations).
+    private static WayangException Combine(List<WayangException> problems)
+    {
+        if (problems.Count == 1)
+            return problems[0];
+        var first = problems[0].Error;
+        var details = new Dictionary<string, string>(first.Details, StringComparer.Ordinal)
+        {
+            ["violationCount"] = problems.Count.ToString(CultureInfo.InvariantCulture),
+            ["violations"] = ViolationsJson(problems),
+        };
+        // Starts like a single problem's message (clients and logs key on it), then the others.
+        var message = $"{first.Message}; and {problems.Count - 1} more: " + string.Join("; ", problems.Skip(1).Take(19).Select(p => p.Error.Message))
+            + (problems.Count > 20 ? $"; ... and {problems.Count - 20} more" : "");
+        return new WayangException(new WayangError(ErrorCode.WorkflowInvalid, message, details: details));
+    }
+
+    private static string ViolationsJson(List<WayangException> problems)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartArray();
+            foreach (var p in problems)
+            {
+                p.Error.Details.TryGetValue("path", out var path);
+                p.Error.Details.TryGetValue("reason", out var reason);
+                writer.WriteStartObject();
+                writer.WriteString("pointer", PointerOf(path));
+                writer.WriteString("reason", reason ?? p.Error.Message);
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    // "$.nodes[1].agent" -> "/nodes/1/agent" (a JSON pointer, as the schema's violations use).
+    public static string PointerOf(string? path)
+    {
+        if (string.IsNullOrEmpty(path) || path == "$")
+            return "";
+        var sb = new System.Text.StringBuilder();
+        foreach (var part in path.TrimStart('$').Split('.', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int bracket = part.IndexOf('[', StringComparison.Ordinal);
+            sb.Append('/').Append(bracket < 0 ? part : part[..bracket]);
+            if (bracket >= 0)
+                sb.Append('/').Append(part[(bracket + 1)..].TrimEnd(']'));
+        }
+        return sb.ToString();
     }
 
     // Runs after ValidateStructure (it assumes a well-formed node list). Each AGENT node must name an agent version

@@ -194,8 +194,7 @@ internal sealed partial class Session
             }
             catch (WayangException ex)
             {
-                ex.Error.Details.TryGetValue("path", out var path);
-                violations = [new SchemaViolation(PointerOf(path), ex.Error.Details.TryGetValue("reason", out var reason) ? reason : ex.Error.Message ?? ErrorRegistry.NameOf(ex.Error.Code))];
+                violations = SemanticViolations(ex.Error);
             }
         }
         return new DefinitionValidateResponse
@@ -212,20 +211,23 @@ internal sealed partial class Session
         return WorkflowRegistry.ParseDefinition(json);
     }
 
-    // "$.nodes[1].agent" -> "/nodes/1/agent".
-    private static string PointerOf(string? path)
+    // Every problem the validator reported (Details["violations"] when there are several), as pointer and reason.
+    private static IReadOnlyList<SchemaViolation> SemanticViolations(WayangError error)
     {
-        if (string.IsNullOrEmpty(path) || path == "$")
-            return "";
-        var sb = new StringBuilder();
-        foreach (var part in path.TrimStart('$').Split('.', StringSplitOptions.RemoveEmptyEntries))
+        if (error.Details.TryGetValue("violations", out var json))
         {
-            int bracket = part.IndexOf('[', StringComparison.Ordinal);
-            sb.Append('/').Append(bracket < 0 ? part : part[..bracket]);
-            if (bracket >= 0)
-                sb.Append('/').Append(part[(bracket + 1)..].TrimEnd(']'));
+            try
+            {
+                using var doc = JsonDocument.Parse(json);
+                return [.. doc.RootElement.EnumerateArray().Select(v => new SchemaViolation(v.GetProperty("pointer").GetString() ?? "", v.GetProperty("reason").GetString() ?? ""))];
+            }
+            catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException)
+            {
+                // Fall back to the first problem below.
+            }
         }
-        return sb.ToString();
+        error.Details.TryGetValue("path", out var path);
+        return [new SchemaViolation(WorkflowValidator.PointerOf(path), error.Details.TryGetValue("reason", out var reason) ? reason : error.Message ?? ErrorRegistry.NameOf(error.Code))];
     }
 
     // The id for the audit resource of a create, read leniently (the definition may be invalid).
