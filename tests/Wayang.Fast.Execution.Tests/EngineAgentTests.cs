@@ -73,6 +73,8 @@ public sealed class EngineAgentTests
         h.AdvanceMs(1000);
         var failed = await h.WaitStatusAsync(run.RunId, RunStatus.Failed);
         Assert.Equal("TASK_TIMEOUT", failed.Nodes["ask"].ErrorCode);
+        // The dead letter is recorded once the failure is durable, a moment after the run reads as failed.
+        await h.WaitUntilAsync(() => h.Engine.ListDeadLetters(EngineHarness.Tenant, new DeadLetterFilter()).Count > 0, "dead letter recorded");
         var dl = Assert.Single(h.Engine.ListDeadLetters(EngineHarness.Tenant, new DeadLetterFilter()));
         Assert.Equal("summarizer", dl.ExecutorType);
         // The call was cancelled; a late answer changes nothing.

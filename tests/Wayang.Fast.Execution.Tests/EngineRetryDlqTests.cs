@@ -51,6 +51,8 @@ public sealed class EngineRetryDlqTests
         Assert.Equal(["E1", "E2", "E3"], node.Attempts.Select(a => a.ErrorCode));
         Assert.Equal(2, run.Events.Count(e => e.Type == RunEventType.NodeRetryScheduled));
 
+        // The dead letter is recorded once the failure is durable, a moment after the run reads as failed.
+        await h.WaitUntilAsync(() => h.Engine.ListDeadLetters(EngineHarness.Tenant, new DeadLetterFilter()).Count > 0, "dead letter recorded");
         var dl = Assert.Single(h.Engine.ListDeadLetters(EngineHarness.Tenant, new DeadLetterFilter()));
         Assert.StartsWith("dlq_", dl.Id, StringComparison.Ordinal);
         Assert.Equal(runId, dl.RunId);
@@ -87,7 +89,7 @@ public sealed class EngineRetryDlqTests
         var byFlag = await h.SubmitAsync("retrying");
         await h.FailAsync(executor, await executor.NextAsync(), "E", retryable: false);
         await h.WaitStatusAsync(byFlag.RunId, RunStatus.Failed);
-        Assert.Equal(2, h.Engine.ListDeadLetters(EngineHarness.Tenant, new DeadLetterFilter()).Count);
+        await h.WaitUntilAsync(() => h.Engine.ListDeadLetters(EngineHarness.Tenant, new DeadLetterFilter()).Count == 2, "both dead letters recorded");
     }
 
     [Fact]
@@ -96,6 +98,8 @@ public sealed class EngineRetryDlqTests
         await using var h = await EngineHarness.StartAsync();
         var (runId, executor) = await ExhaustAsync(h);
         await h.WaitStatusAsync(runId, RunStatus.Failed);
+        // The dead letter is recorded once the failure is durable, a moment after the run reads as failed.
+        await h.WaitUntilAsync(() => h.Engine.ListDeadLetters(EngineHarness.Tenant, new DeadLetterFilter()).Count > 0, "dead letter recorded");
         var dl = Assert.Single(h.Engine.ListDeadLetters(EngineHarness.Tenant, new DeadLetterFilter()));
 
         var outcome = Assert.Single(await h.Engine.ReplayDeadLettersAsync(EngineHarness.Tenant, [dl.Id], null, 0));
@@ -135,6 +139,8 @@ public sealed class EngineRetryDlqTests
         var done = await h.WaitStatusAsync(run.RunId, RunStatus.Completed);
         Assert.Equal(NodeStatus.Failed, done.Nodes["optional"].Status);
 
+        // The dead letter is recorded once the failure is durable, a moment after the run reads as failed.
+        await h.WaitUntilAsync(() => h.Engine.ListDeadLetters(EngineHarness.Tenant, new DeadLetterFilter()).Count > 0, "dead letter recorded");
         var dl = Assert.Single(h.Engine.ListDeadLetters(EngineHarness.Tenant, new DeadLetterFilter()));
         var outcome = Assert.Single(await h.Engine.ReplayDeadLettersAsync(EngineHarness.Tenant, [], new DeadLetterFilter(), 0));
         Assert.False(outcome.Replayed);
