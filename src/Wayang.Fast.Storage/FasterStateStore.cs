@@ -27,7 +27,7 @@ namespace Wayang.Fast.Storage;
 // copies the live records below it to the tail and shifts BeginAddress in memory only (no file is deleted). The
 // checkpoint that follows persists the new BeginAddress, and only after it completes are the segment files below
 // it deleted. A crash anywhere before that recovers from the previous checkpoint, whose segments still exist.
-public sealed class FasterStateStore : IStateStore, IAsyncDisposable
+public sealed partial class FasterStateStore : IStateStore, IAsyncDisposable
 {
     public const int FormatVersion = StorageDirectory.CurrentFormatVersion;
 
@@ -137,14 +137,20 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
         if (value.Length > _options.MaxValueBytes)
             ThrowHelper.ThrowWayang(ErrorCode.InvalidArgument, $"Value is {value.Length} bytes; the limit is {_options.MaxValueBytes}.");
         ThrowIfDisposed();
+        if (MustQueue())
+            return Queue(key, value, delete: false, cancellationToken);
+        return PutNow(key.Span, value.Span, cancellationToken);
+    }
 
+    private ValueTask PutNow(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, CancellationToken cancellationToken)
+    {
         long address;
-        var stripe = StripeFor(key.Span);
+        var stripe = StripeFor(key);
         stripe.Enter();
         try
         {
-            address = _journal.EnqueuePut(key.Span, value.Span);
-            ApplyPut(key.Span, value.Span);
+            address = _journal.EnqueuePut(key, value);
+            ApplyPut(key, value);
         }
         finally
         {
@@ -160,14 +166,20 @@ public sealed class FasterStateStore : IStateStore, IAsyncDisposable
             return ValueTask.FromCanceled(cancellationToken);
         CheckKey(key.Span);
         ThrowIfDisposed();
+        if (MustQueue())
+            return Queue(key, ReadOnlyMemory<byte>.Empty, delete: true, cancellationToken);
+        return DeleteNow(key.Span, cancellationToken);
+    }
 
+    private ValueTask DeleteNow(ReadOnlySpan<byte> key, CancellationToken cancellationToken)
+    {
         long address;
-        var stripe = StripeFor(key.Span);
+        var stripe = StripeFor(key);
         stripe.Enter();
         try
         {
-            address = _journal.Enqueue(JournalRecordType.Delete, key.Span);
-            ApplyDelete(key.Span);
+            address = _journal.Enqueue(JournalRecordType.Delete, key);
+            ApplyDelete(key);
         }
         finally
         {

@@ -32,6 +32,7 @@ public sealed class Journal : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private readonly int _maxEntryBytes;
+    private readonly long _admitBytes;
     private CommitBatch _batch = new();
     private int _signalled;
     private long _committedUntil;
@@ -78,6 +79,11 @@ public sealed class Journal : IAsyncDisposable
 
         // Largest entry FasterLog accepts: one page, less its 12-byte entry header.
         _maxEntryBytes = (1 << options.JournalPageBits) - 12;
+        // FasterLog.Enqueue spins on its caller's thread while the in-memory tail is full, and what frees the tail
+        // (page-flush completions) needs pool threads too: under overload, writers spinning there starved the pool.
+        // The store admits writes through WaitForRoomAsync instead once the unflushed tail passes this, leaving two
+        // pages of margin for writers already past the check.
+        _admitBytes = Math.Max(1L << options.JournalPageBits, (1L << options.JournalMemoryBits) - 2 * (1L << options.JournalPageBits));
         _committedUntil = _log.CommittedUntilAddress;
         _committedBegin = _log.CommittedBeginAddress;
         _loop = Task.Factory.StartNew(CommitLoopAsync, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
@@ -131,6 +137,25 @@ public sealed class Journal : IAsyncDisposable
             address = _log.Enqueue(new PutJournalEntry(k, key.Length, v, value.Length));
         Metrics.OnAppend();
         return address;
+    }
+
+    // True when the log's unflushed tail is close to filling its memory (see _admitBytes).
+    public bool NearlyFull => _log.TailAddress - _log.FlushedUntilAddress > _admitBytes;
+
+    // Completes once the tail has room again: asks for a commit (which flushes the tail) and awaits it, holding no
+    // thread meanwhile.
+    public ValueTask WaitForRoomAsync(CancellationToken cancellationToken = default) =>
+        NearlyFull ? WaitForRoomSlowAsync(cancellationToken) : default;
+
+    private async ValueTask WaitForRoomSlowAsync(CancellationToken cancellationToken)
+    {
+        while (NearlyFull)
+        {
+            ThrowIfUnusable();
+            var batch = Volatile.Read(ref _batch);
+            RequestCommit();
+            await batch.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
     }
 
     // Completes when the entry at address is durable per the durability mode: after its group commit (Fsync),

@@ -15,6 +15,7 @@ public sealed class StorageMetrics
     private long _lastCheckpointTicks;
     private long _lastCheckpointAddress;
     private long _compactionCount;
+    private long _admissionQueued;
     private long _compactedBytes;
 
     public Action<TimeSpan>? CommitObserved { get; set; }
@@ -33,6 +34,8 @@ public sealed class StorageMetrics
 
     // Store (FasterKV hybrid log) compactions run before a checkpoint, and the log bytes they moved BeginAddress past.
     public long CompactionCount => Volatile.Read(ref _compactionCount);
+    // Writes that waited for room in the journal's memory (FasterStateStore admission) instead of spinning.
+    public long AdmissionQueued => Volatile.Read(ref _admissionQueued);
     public long CompactedBytes => Volatile.Read(ref _compactedBytes);
 
     internal void OnCompaction(long reclaimedBytes)
@@ -62,4 +65,6 @@ public sealed class StorageMetrics
         Interlocked.Increment(ref _checkpointCount);
         CheckpointObserved?.Invoke(elapsed);
     }
+
+    internal void OnAdmissionQueued() => Interlocked.Increment(ref _admissionQueued);
 }
