@@ -1,5 +1,5 @@
-using Wayang.Fast.Common.Audit;
 using Microsoft.Extensions.Time.Testing;
+using Wayang.Fast.Common.Audit;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Audit;
 using Wayang.Fast.Storage;

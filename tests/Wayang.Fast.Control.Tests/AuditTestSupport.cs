@@ -1,5 +1,5 @@
-using Wayang.Fast.Common.Audit;
 using Microsoft.Extensions.Logging;
+using Wayang.Fast.Common.Audit;
 using Wayang.Fast.Control.Audit;
 using Wayang.Fast.Storage;
 

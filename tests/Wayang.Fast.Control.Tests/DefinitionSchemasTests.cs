@@ -1,6 +1,6 @@
-using Wayang.Fast.Common.Definitions;
 using System.Text;
 using System.Text.Json;
+using Wayang.Fast.Common.Definitions;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Definitions;
 

@@ -1,5 +1,5 @@
-using Wayang.Fast.Common.Audit;
 using System.Collections.Concurrent;
+using Wayang.Fast.Common.Audit;
 
 namespace Wayang.Fast.Control.Audit;
 

@@ -1,9 +1,9 @@
-using Wayang.Fast.Common.Audit;
 using System.Buffers.Binary;
 using System.Collections.ObjectModel;
 using System.Diagnostics.CodeAnalysis;
 using System.Security.Cryptography;
 using System.Text;
+using Wayang.Fast.Common.Audit;
 
 namespace Wayang.Fast.Control.Audit;
 

@@ -1,8 +1,8 @@
-using Wayang.Fast.Common.Definitions;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Json.Schema;
+using Wayang.Fast.Common.Definitions;
 using Wayang.Fast.Common.Errors;
 
 namespace Wayang.Fast.Control.Definitions;
@@ -51,7 +51,7 @@ public static class AgentValidator
             catch (JsonException ex)
             {
                 // What the schema allows but the model cannot hold (1.0 for an integer field, say).
-                throw DefinitionSchemas.ToException(DefinitionKind.Agent, [new SchemaViolation(PointerOf(ex.Path), ex.Message)]);
+                throw DefinitionSchemas.ToException(DefinitionKind.Agent, [new SchemaViolation(JsonPointer.FromJsonPath(ex.Path), ex.Message)]);
             }
             if (definition is null)
                 throw DefinitionSchemas.ToException(DefinitionKind.Agent, [new SchemaViolation("", "must be an object (got null)")]);
@@ -201,38 +201,5 @@ public static class AgentValidator
         {
             return ex.Message;
         }
-    }
-
-    // "$.parameters.maxTokens" / "$.tools[0].name" -> "/parameters/maxTokens" / "/tools/0/name".
-    private static string PointerOf(string? jsonPath)
-    {
-        if (string.IsNullOrEmpty(jsonPath) || jsonPath == "$")
-            return "";
-        var pointer = new StringBuilder();
-        var path = jsonPath.AsSpan(1);
-        while (!path.IsEmpty)
-        {
-            if (path[0] == '.')
-            {
-                int end = path[1..].IndexOfAny('.', '[');
-                var name = end < 0 ? path[1..] : path.Slice(1, end);
-                pointer.Append(DefinitionSchemas.AppendPointer("", name.ToString()));
-                path = end < 0 ? [] : path[(end + 1)..];
-            }
-            else if (path[0] == '[')
-            {
-                int end = path.IndexOf(']');
-                if (end < 0)
-                    break;
-                var inner = path[1..end].ToString().Trim('\'');
-                pointer.Append(DefinitionSchemas.AppendPointer("", inner));
-                path = path[(end + 1)..];
-            }
-            else
-            {
-                break;
-            }
-        }
-        return pointer.ToString();
     }
 }

@@ -1,9 +1,9 @@
-using Wayang.Fast.Common.Definitions;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Json.Schema;
+using Wayang.Fast.Common.Definitions;
 using Wayang.Fast.Common.Errors;
 
 namespace Wayang.Fast.Control.Definitions;
@@ -180,9 +180,6 @@ public static class DefinitionSchemas
         return node.ValueKind == JsonValueKind.Object && node.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String ? id.GetString()! : "";
     }
 
-    public static string AppendPointer(string pointer, string segment) =>
-        string.Concat(pointer, "/", segment.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal));
-
     public static List<string> PointerSegments(string pointer)
     {
         var segments = new List<string>();
@@ -287,9 +284,9 @@ public static class DefinitionSchemas
         foreach (var frame in frames)
         {
             if (frame.IsArray && frame.Index >= 0)
-                pointer = AppendPointer(pointer, frame.Index.ToString(CultureInfo.InvariantCulture));
+                pointer = JsonPointer.Append(pointer, frame.Index.ToString(CultureInfo.InvariantCulture));
             else if (!frame.IsArray && frame.Property is not null)
-                pointer = AppendPointer(pointer, frame.Property);
+                pointer = JsonPointer.Append(pointer, frame.Property);
         }
         return pointer;
     }
@@ -399,7 +396,7 @@ public static class DefinitionSchemas
                     {
                         var path = "";
                         for (int s = 0; s <= i; s++)
-                            path = AppendPointer(path, segments[s]);
+                            path = JsonPointer.Append(path, segments[s]);
                         return new PathShape(false, segments[i], path, propertyName);
                     }
                     conditional = true;
@@ -420,7 +417,7 @@ public static class DefinitionSchemas
         {
             var location = "";
             for (int i = 0; i < length; i++)
-                location = AppendPointer(location, segments[i]);
+                location = JsonPointer.Append(location, segments[i]);
             if (schema.Resolve(location) is { ValueKind: JsonValueKind.Object } candidate && candidate.TryGetProperty(keyword, out _))
                 return (candidate, location);
         }
@@ -481,7 +478,7 @@ public static class DefinitionSchemas
                 {
                     var n = name.GetString()!;
                     if (value.ValueKind == JsonValueKind.Object && !value.TryGetProperty(n, out _))
-                        yield return new(AppendPointer(pointer, n), "is required" + when);
+                        yield return new(JsonPointer.Append(pointer, n), "is required" + when);
                 }
                 break;
             case "dependentRequired":
@@ -492,7 +489,7 @@ public static class DefinitionSchemas
                     foreach (var name in dependency.Value.EnumerateArray())
                     {
                         if (!value.TryGetProperty(name.GetString()!, out _))
-                            yield return new(AppendPointer(pointer, name.GetString()!), $"is required when '{dependency.Name}' is set");
+                            yield return new(JsonPointer.Append(pointer, name.GetString()!), $"is required when '{dependency.Name}' is set");
                     }
                 }
                 break;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Wayang.Fast.Common;
+using Wayang.Fast.Common.Definitions;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Common.Runs;
 using Wayang.Fast.Execution.Planning;
@@ -121,29 +122,13 @@ public static class WorkflowValidator
                 p.Error.Details.TryGetValue("path", out var path);
                 p.Error.Details.TryGetValue("reason", out var reason);
                 writer.WriteStartObject();
-                writer.WriteString("pointer", PointerOf(path));
+                writer.WriteString("pointer", JsonPointer.FromJsonPath(path));
                 writer.WriteString("reason", reason ?? p.Error.Message);
                 writer.WriteEndObject();
             }
             writer.WriteEndArray();
         }
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
-
-    // "$.nodes[1].agent" -> "/nodes/1/agent" (a JSON pointer, as the schema's violations use).
-    public static string PointerOf(string? path)
-    {
-        if (string.IsNullOrEmpty(path) || path == "$")
-            return "";
-        var sb = new System.Text.StringBuilder();
-        foreach (var part in path.TrimStart('$').Split('.', StringSplitOptions.RemoveEmptyEntries))
-        {
-            int bracket = part.IndexOf('[', StringComparison.Ordinal);
-            sb.Append('/').Append(bracket < 0 ? part : part[..bracket]);
-            if (bracket >= 0)
-                sb.Append('/').Append(part[(bracket + 1)..].TrimEnd(']'));
-        }
-        return sb.ToString();
     }
 
     // Runs after ValidateStructure (it assumes a well-formed node list). Each AGENT node must name an agent version

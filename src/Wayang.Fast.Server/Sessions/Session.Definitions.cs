@@ -227,7 +227,7 @@ internal sealed partial class Session
             }
         }
         error.Details.TryGetValue("path", out var path);
-        return [new SchemaViolation(WorkflowValidator.PointerOf(path), error.Details.TryGetValue("reason", out var reason) ? reason : error.Message ?? ErrorRegistry.NameOf(error.Code))];
+        return [new SchemaViolation(JsonPointer.FromJsonPath(path), error.Details.TryGetValue("reason", out var reason) ? reason : error.Message ?? ErrorRegistry.NameOf(error.Code))];
     }
 
     // The id for the audit resource of a create, read leniently (the definition may be invalid).
