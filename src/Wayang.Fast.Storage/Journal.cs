@@ -147,15 +147,11 @@ public sealed class Journal : IAsyncDisposable
     public ValueTask WaitForRoomAsync(CancellationToken cancellationToken = default) =>
         NearlyFull ? WaitForRoomSlowAsync(cancellationToken) : default;
 
+    // Committing the current tail flushes it (committed never passes flushed), which frees the memory.
     private async ValueTask WaitForRoomSlowAsync(CancellationToken cancellationToken)
     {
         while (NearlyFull)
-        {
-            ThrowIfUnusable();
-            var batch = Volatile.Read(ref _batch);
-            RequestCommit();
-            await batch.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
+            await WaitCommittedAsync(_log.TailAddress, cancellationToken).ConfigureAwait(false);
     }
 
     // Completes when the entry at address is durable per the durability mode: after its group commit (Fsync),

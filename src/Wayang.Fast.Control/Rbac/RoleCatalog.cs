@@ -93,10 +93,12 @@ public sealed class RoleCatalog
         return new RoleInfo(tenantId, name, false, set.Names(), nowMs);
     }
 
-    internal async ValueTask DeleteAsync(string tenantId, string name, CancellationToken cancellationToken)
+    // Returns the role as it was.
+    internal async ValueTask<RoleInfo> DeleteAsync(string tenantId, string name, CancellationToken cancellationToken)
     {
         await _store.DeleteAsync(Key(tenantId, name), cancellationToken).ConfigureAwait(false);
-        _custom.TryRemove((tenantId, name), out _);
+        _custom.TryRemove((tenantId, name), out var removed);
+        return new RoleInfo(tenantId, name, false, removed.Set.Names(), removed.Stored?.UpdatedAtMs ?? 0);
     }
 
     private static byte[] Key(string tenantId, string name) => Encoding.UTF8.GetBytes(string.Concat(Prefix, tenantId, "/", name));

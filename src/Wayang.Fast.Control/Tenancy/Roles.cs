@@ -1,7 +1,6 @@
 namespace Wayang.Fast.Control.Tenancy;
 
-// Role names as stored on keys and shown to users. Issue 5 maps them to permission sets; until then the
-// dispatcher's interim rule uses PlatformAdmin and TenantAdmin only.
+// The built-in role names as stored on keys and shown to users; BuiltInRoles maps them to permission sets.
 public static class Roles
 {
     public const string PlatformAdmin = "platform-admin";
@@ -13,6 +12,4 @@ public static class Roles
     public const string Auditor = "auditor";
 
     public static IReadOnlyList<string> All { get; } = [PlatformAdmin, TenantAdmin, Developer, Operator, Executor, Viewer, Auditor];
-
-    public static bool IsKnown(string role) => All.Contains(role, StringComparer.Ordinal);
 }

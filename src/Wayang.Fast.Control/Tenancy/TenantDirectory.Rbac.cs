@@ -78,9 +78,7 @@ public sealed partial class TenantDirectory
             var boundTo = _keys.Values.FirstOrDefault(k => k.TenantId == tenantId && !k.Revoked && k.Roles.Contains(name, StringComparer.Ordinal));
             if (boundTo is not null)
                 throw new WayangException(ErrorCode.RoleInUse, $"Role '{name}' is still bound to key '{boundTo.KeyId}'.");
-            var deleted = RoleCatalog.List(tenantId).First(r => r.Name == name);
-            await RoleCatalog.DeleteAsync(tenantId, name, cancellationToken).ConfigureAwait(false);
-            return deleted;
+            return await RoleCatalog.DeleteAsync(tenantId, name, cancellationToken).ConfigureAwait(false);
         }
         finally
         {

@@ -52,7 +52,4 @@ internal static class Authorization
             return ErrorCode.UnknownOpcode;
         return principal.Grant.Current.Permissions.Has(required) ? ErrorCode.None : ErrorCode.PermissionDenied;
     }
-
-    // Operations that name a tenant: a principal acts in its own tenant; a platform admin in any.
-    public static bool CanAdministerTenant(Principal principal, string tenantId) => principal.CanActIn(tenantId);
 }

@@ -69,7 +69,7 @@ internal sealed partial class Session
                 var principal = _principal!;
                 if (string.IsNullOrEmpty(create.TenantId))
                     create.TenantId = principal.TenantId;
-                if (!Authorization.CanAdministerTenant(principal, create.TenantId))
+                if (!principal.CanActIn(create.TenantId))
                 {
                     _ = DenyAsync(streamId, opcode, start, new WayangError(ErrorCode.PermissionDenied, $"The principal may not act in tenant '{create.TenantId}'."), $"tenant:{create.TenantId}", audit: true);
                     return;
@@ -91,7 +91,7 @@ internal sealed partial class Session
                 }
                 var principal = _principal!;
                 var tenantId = string.IsNullOrEmpty(list.TenantId) ? principal.TenantId : list.TenantId;
-                if (!Authorization.CanAdministerTenant(principal, tenantId))
+                if (!principal.CanActIn(tenantId))
                 {
                     _ = DenyAsync(streamId, opcode, start, new WayangError(ErrorCode.PermissionDenied, $"The principal may not act in tenant '{tenantId}'."), $"tenant:{tenantId}", audit: true);
                     return;
@@ -119,7 +119,7 @@ internal sealed partial class Session
                 // A key of another tenant answers exactly like a missing one: ids do not leak across tenants.
                 if (string.IsNullOrEmpty(revoke.KeyId)
                     || !_server.Tenants.TryGetKey(revoke.KeyId, out var info)
-                    || !Authorization.CanAdministerTenant(_principal!, info.TenantId))
+                    || !_principal!.CanActIn(info.TenantId))
                 {
                     _writer.WriteError(streamId, opcode, ErrorCode.KeyNotFound, start);
                     return;
