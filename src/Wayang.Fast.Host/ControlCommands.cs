@@ -74,7 +74,7 @@ public static partial class WayangCli
             if (p.GetValue(createJson))
                 await WriteJsonAsync(env, created);
             else
-                await env.Out.WriteLineAsync($"created {KindName(created.Kind)} {created.Id} version {Num(created.Version)} ({StateName(created.State)})");
+                await env.Out.WriteLineAsync($"created {KindName(created.Kind)} {created.Id} version {Num(created.Version)} ({DefinitionLifecycle.NameOf(created.State)})");
             return ExitOk;
         }));
         defs.Add(create);
@@ -102,7 +102,7 @@ public static partial class WayangCli
             await WriteTableAsync(env.Out, ["KIND", "ID", "LATEST", "PUBLISHED", "STATES", "UPDATED"], all.Select(d => new[]
             {
                 KindName(d.Kind), d.Id, Num(d.LatestVersion), d.PublishedVersion is { } pv ? Num(pv) : "-",
-                string.Join(',', d.Versions.Select(v => Num(v.Version) + ":" + StateName(v.State))), FormatTime(d.UpdatedAt),
+                string.Join(',', d.Versions.Select(v => Num(v.Version) + ":" + DefinitionLifecycle.NameOf(v.State))), FormatTime(d.UpdatedAt),
             }));
             return ExitOk;
         }));
@@ -132,7 +132,7 @@ public static partial class WayangCli
             await env.Out.WriteLineAsync($"kind:    {KindName(definition.Kind)}");
             await env.Out.WriteLineAsync($"id:      {definition.Id}");
             await env.Out.WriteLineAsync($"version: {Num(definition.Version)}");
-            await env.Out.WriteLineAsync($"state:   {StateName(definition.State)}");
+            await env.Out.WriteLineAsync($"state:   {DefinitionLifecycle.NameOf(definition.State)}");
             await env.Out.WriteLineAsync($"created: {FormatTime(definition.CreatedAt)}");
             await env.Out.WriteLineAsync($"updated: {FormatTime(definition.UpdatedAt)}");
             await env.Out.WriteLineAsync();
@@ -170,7 +170,7 @@ public static partial class WayangCli
             var definitionId = p.GetValue(id)!;
             await using var client = await connection.ConnectAsync(p, env, ct);
             var moved = await client.TransitionDefinitionAsync(k ?? await ResolveKindAsync(client, definitionId, ct), definitionId, v, target, ct: ct);
-            await env.Out.WriteLineAsync($"{KindName(moved.Kind)} {moved.Id} version {Num(moved.Version)}: {StateName(moved.State)}");
+            await env.Out.WriteLineAsync($"{KindName(moved.Kind)} {moved.Id} version {Num(moved.Version)}: {DefinitionLifecycle.NameOf(moved.State)}");
             return ExitOk;
         }));
         return command;
@@ -232,15 +232,6 @@ public static partial class WayangCli
         DefinitionKind.Workflow => "workflow",
         DefinitionKind.Agent => "agent",
         _ => ((byte)kind).ToString(CultureInfo.InvariantCulture),
-    };
-
-    private static string StateName(DefinitionState state) => state switch
-    {
-        DefinitionState.Draft => "DRAFT",
-        DefinitionState.Validated => "VALIDATED",
-        DefinitionState.Published => "PUBLISHED",
-        DefinitionState.Archived => "ARCHIVED",
-        _ => ((byte)state).ToString(CultureInfo.InvariantCulture),
     };
 
     // ---- roles and bindings ----

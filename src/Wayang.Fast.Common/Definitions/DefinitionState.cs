@@ -22,6 +22,18 @@ public enum DefinitionState : byte
 // The one transition table of the lifecycle. Publishing a DRAFT passes through VALIDATED (the checks run then).
 public static class DefinitionLifecycle
 {
+    // The upper-case name (the JSON and documentation form) for messages, audit resources and the CLI; an undefined
+    // value prints as its number.
+    public static string NameOf(DefinitionState state) => state switch
+    {
+        DefinitionState.Unspecified => "UNSPECIFIED",
+        DefinitionState.Draft => "DRAFT",
+        DefinitionState.Validated => "VALIDATED",
+        DefinitionState.Published => "PUBLISHED",
+        DefinitionState.Archived => "ARCHIVED",
+        _ => ((byte)state).ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
     public static bool IsAllowed(DefinitionState from, DefinitionState to) => (from, to) switch
     {
         (DefinitionState.Draft, DefinitionState.Validated) => true,

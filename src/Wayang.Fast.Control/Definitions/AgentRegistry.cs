@@ -86,14 +86,14 @@ public sealed class AgentRegistry
             if (!DefinitionLifecycle.IsAllowed(entry.State, target))
             {
                 throw new WayangException(new WayangError(ErrorCode.DefinitionStateConflict,
-                    $"agent '{agentId}' version {version} is {Name(entry.State)} and cannot become {Name(target)}.",
-                    details: new Dictionary<string, string>(StringComparer.Ordinal) { ["state"] = Name(entry.State), ["target"] = Name(target) }));
+                    $"agent '{agentId}' version {version} is {DefinitionLifecycle.NameOf(entry.State)} and cannot become {DefinitionLifecycle.NameOf(target)}.",
+                    details: new Dictionary<string, string>(StringComparer.Ordinal) { ["state"] = DefinitionLifecycle.NameOf(entry.State), ["target"] = DefinitionLifecycle.NameOf(target) }));
             }
             if (target == DefinitionState.Archived && inUse is not null && inUse(tenantId, agentId, version))
             {
                 throw new WayangException(new WayangError(ErrorCode.DefinitionInUse,
                     $"agent '{agentId}' version {version} is in use and cannot be archived.",
-                    details: new Dictionary<string, string>(StringComparer.Ordinal) { ["state"] = Name(entry.State) }));
+                    details: new Dictionary<string, string>(StringComparer.Ordinal) { ["state"] = DefinitionLifecycle.NameOf(entry.State) }));
             }
 
             long now = NowMs();
@@ -239,9 +239,6 @@ public sealed class AgentRegistry
 
     private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    private static string Name(DefinitionState state) =>
-        JsonSerializer.Serialize(state, AgentStateJsonContext.Default.DefinitionState).Trim('"');
-
     // The same answer for a missing agent, a missing version and another tenant's agent.
     private static WayangException NotFound(string agentId, int version) => new(new WayangError(ErrorCode.AgentNotFound,
         version == 0 ? $"agent '{agentId}' has no published version." : $"agent '{agentId}' version {version} does not exist.",
@@ -260,6 +257,3 @@ public sealed class AgentRegistry
         }
     }
 }
-
-[System.Text.Json.Serialization.JsonSerializable(typeof(DefinitionState))]
-internal sealed partial class AgentStateJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

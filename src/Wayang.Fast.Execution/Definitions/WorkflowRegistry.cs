@@ -88,7 +88,7 @@ public sealed class WorkflowRegistry
             if (!DefinitionLifecycle.IsAllowed(from, target))
             {
                 throw new WayangException(ErrorCode.DefinitionStateConflict,
-                    $"Workflow '{workflowId}' version {version} is {StateName(from)}; it cannot move to {StateName(target)}.");
+                    $"Workflow '{workflowId}' version {version} is {DefinitionLifecycle.NameOf(from)}; it cannot move to {DefinitionLifecycle.NameOf(target)}.");
             }
             long now = _time.GetUtcNow().ToUnixTimeMilliseconds();
             WorkflowVersionRecord next;
@@ -161,7 +161,7 @@ public sealed class WorkflowRegistry
         if (slot.Record.State != DefinitionState.Published)
         {
             throw new WayangException(ErrorCode.WorkflowNotPublished,
-                $"Workflow '{workflowId}' version {version} is {StateName(slot.Record.State)}; only PUBLISHED versions run.");
+                $"Workflow '{workflowId}' version {version} is {DefinitionLifecycle.NameOf(slot.Record.State)}; only PUBLISHED versions run.");
         }
         return slot.Workflow;
     }
@@ -276,15 +276,6 @@ public sealed class WorkflowRegistry
     private async ValueTask WriteRecordAsync(string tenantId, string workflowId, int version, WorkflowVersionRecord record) =>
         await _store.PutAsync(Encoding.UTF8.GetBytes(StatePrefix + KeySuffix(tenantId, workflowId, version)),
             JsonSerializer.SerializeToUtf8Bytes(record, ExecutionJsonContext.Default.WorkflowVersionRecord), CancellationToken.None).ConfigureAwait(false);
-
-    private static string StateName(DefinitionState state) => state switch
-    {
-        DefinitionState.Draft => "DRAFT",
-        DefinitionState.Validated => "VALIDATED",
-        DefinitionState.Published => "PUBLISHED",
-        DefinitionState.Archived => "ARCHIVED",
-        _ => "UNSPECIFIED",
-    };
 
     // Parses a client's definition JSON strictly (unknown properties are errors). Shared by the server and the CLI so
     // both report the same WORKFLOW_INVALID for the same bytes.

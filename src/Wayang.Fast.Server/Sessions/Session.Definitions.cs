@@ -64,7 +64,7 @@ internal sealed partial class Session
                         throw new WayangException(ErrorCode.InvalidArgument, "Target must be 2 (VALIDATED), 3 (PUBLISHED) or 4 (ARCHIVED).");
                     if (req.Version < 1)
                         throw new WayangException(ErrorCode.InvalidArgument, "Version must be 1 or more.");
-                    var resource = $"{KindName(kind)}:{req.Id}@{req.Version.ToString(CultureInfo.InvariantCulture)}->{((DefinitionState)req.Target).ToString().ToUpperInvariant()}";
+                    var resource = $"{KindName(kind)}:{req.Id}@{req.Version.ToString(CultureInfo.InvariantCulture)}->{DefinitionLifecycle.NameOf((DefinitionState)req.Target)}";
                     StartAudited(streamId, opcode, start, (Kind: kind, Request: req), resource, Tenant, static async (s, r, ct) =>
                     {
                         var target = (DefinitionState)r.Request.Target;
