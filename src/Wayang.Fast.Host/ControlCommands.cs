@@ -74,7 +74,7 @@ public static partial class WayangCli
             if (p.GetValue(createJson))
                 await WriteJsonAsync(env, created);
             else
-                await env.Out.WriteLineAsync($"created {KindName(created.Kind)} {created.Id} version {Num(created.Version)} ({DefinitionLifecycle.NameOf(created.State)})");
+                await env.Out.WriteLineAsync($"created {DefinitionKinds.NameOf(created.Kind)} {created.Id} version {Num(created.Version)} ({DefinitionLifecycle.NameOf(created.State)})");
             return ExitOk;
         }));
         defs.Add(create);
@@ -101,7 +101,7 @@ public static partial class WayangCli
             }
             await WriteTableAsync(env.Out, ["KIND", "ID", "LATEST", "PUBLISHED", "STATES", "UPDATED"], all.Select(d => new[]
             {
-                KindName(d.Kind), d.Id, Num(d.LatestVersion), d.PublishedVersion is { } pv ? Num(pv) : "-",
+                DefinitionKinds.NameOf(d.Kind), d.Id, Num(d.LatestVersion), d.PublishedVersion is { } pv ? Num(pv) : "-",
                 string.Join(',', d.Versions.Select(v => Num(v.Version) + ":" + DefinitionLifecycle.NameOf(v.State))), FormatTime(d.UpdatedAt),
             }));
             return ExitOk;
@@ -129,7 +129,7 @@ public static partial class WayangCli
                 await WriteJsonAsync(env, definition);
                 return ExitOk;
             }
-            await env.Out.WriteLineAsync($"kind:    {KindName(definition.Kind)}");
+            await env.Out.WriteLineAsync($"kind:    {DefinitionKinds.NameOf(definition.Kind)}");
             await env.Out.WriteLineAsync($"id:      {definition.Id}");
             await env.Out.WriteLineAsync($"version: {Num(definition.Version)}");
             await env.Out.WriteLineAsync($"state:   {DefinitionLifecycle.NameOf(definition.State)}");
@@ -170,7 +170,7 @@ public static partial class WayangCli
             var definitionId = p.GetValue(id)!;
             await using var client = await connection.ConnectAsync(p, env, ct);
             var moved = await client.TransitionDefinitionAsync(k ?? await ResolveKindAsync(client, definitionId, ct), definitionId, v, target, ct: ct);
-            await env.Out.WriteLineAsync($"{KindName(moved.Kind)} {moved.Id} version {Num(moved.Version)}: {DefinitionLifecycle.NameOf(moved.State)}");
+            await env.Out.WriteLineAsync($"{DefinitionKinds.NameOf(moved.Kind)} {moved.Id} version {Num(moved.Version)}: {DefinitionLifecycle.NameOf(moved.State)}");
             return ExitOk;
         }));
         return command;
@@ -226,13 +226,6 @@ public static partial class WayangCli
     }
 
     private static string FormatViolation(DefinitionViolation v) => $"{(v.Pointer.Length == 0 ? "(root)" : v.Pointer)}: {v.Reason}";
-
-    private static string KindName(DefinitionKind kind) => kind switch
-    {
-        DefinitionKind.Workflow => "workflow",
-        DefinitionKind.Agent => "agent",
-        _ => ((byte)kind).ToString(CultureInfo.InvariantCulture),
-    };
 
     // ---- roles and bindings ----
 

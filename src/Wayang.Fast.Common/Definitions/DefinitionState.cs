@@ -50,3 +50,15 @@ public enum DefinitionKind : byte
     Workflow = 1,
     Agent = 2,
 }
+
+public static class DefinitionKinds
+{
+    // The lower-case name used in audit resources ("workflow:orders@2") and by the CLI; an undefined value prints as
+    // its number.
+    public static string NameOf(DefinitionKind kind) => kind switch
+    {
+        DefinitionKind.Workflow => "workflow",
+        DefinitionKind.Agent => "agent",
+        _ => ((byte)kind).ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+}

@@ -45,7 +45,7 @@ internal sealed partial class Session
                         _writer.WriteMessage(FrameType.Response, opcode, streamId, Validate(kind, json), start);
                         return;
                     }
-                    StartAudited(streamId, opcode, start, (Kind: kind, Json: json), $"{KindName(kind)}:{PeekId(json)}", Tenant, static async (s, r, ct) =>
+                    StartAudited(streamId, opcode, start, (Kind: kind, Json: json), $"{DefinitionKinds.NameOf(kind)}:{PeekId(json)}", Tenant, static async (s, r, ct) =>
                         r.Kind == DefinitionKind.Workflow
                             ? ToDto(await s.Engine.CreateWorkflowAsync(s.Tenant, ParseWorkflow(r.Json), ct).ConfigureAwait(false))
                             : ToDto(await s._server.Agents!.Agents.CreateAsync(s.Tenant, r.Json, ct).ConfigureAwait(false)));
@@ -64,7 +64,7 @@ internal sealed partial class Session
                         throw new WayangException(ErrorCode.InvalidArgument, "Target must be 2 (VALIDATED), 3 (PUBLISHED) or 4 (ARCHIVED).");
                     if (req.Version < 1)
                         throw new WayangException(ErrorCode.InvalidArgument, "Version must be 1 or more.");
-                    var resource = $"{KindName(kind)}:{req.Id}@{req.Version.ToString(CultureInfo.InvariantCulture)}->{DefinitionLifecycle.NameOf((DefinitionState)req.Target)}";
+                    var resource = $"{DefinitionKinds.NameOf(kind)}:{req.Id}@{req.Version.ToString(CultureInfo.InvariantCulture)}->{DefinitionLifecycle.NameOf((DefinitionState)req.Target)}";
                     StartAudited(streamId, opcode, start, (Kind: kind, Request: req), resource, Tenant, static async (s, r, ct) =>
                     {
                         var target = (DefinitionState)r.Request.Target;
@@ -160,8 +160,6 @@ internal sealed partial class Session
         (byte)DefinitionKind.Agent => DefinitionKind.Agent,
         _ => throw new WayangException(ErrorCode.InvalidArgument, "Kind must be 1 (workflow) or 2 (agent)."),
     };
-
-    private static string KindName(DefinitionKind kind) => kind == DefinitionKind.Workflow ? "workflow" : "agent";
 
     // JSON as sent, or the MessagePack map converted to JSON so that both forms pass exactly the same checks.
     private static byte[] DefinitionJson(DefinitionRequest req)
