@@ -113,7 +113,7 @@ internal sealed partial class Session
         tenantId = string.IsNullOrEmpty(requested) ? principal.TenantId : requested;
         if (!principal.CanActIn(tenantId))
         {
-            _ = DenyAsync(streamId, opcode, start, new WayangError(ErrorCode.PermissionDenied, $"The principal may not act in tenant '{tenantId}'."), $"tenant:{tenantId}", audit: true);
+            DenyForeignTenant(streamId, opcode, start, tenantId);
             return false;
         }
         if (!_server.Tenants.TenantExists(tenantId))
@@ -123,6 +123,10 @@ internal sealed partial class Session
         }
         return true;
     }
+
+    // Naming a tenant the principal may not act in: an audited PERMISSION_DENIED.
+    private void DenyForeignTenant(uint streamId, Opcode opcode, long start, string tenantId) =>
+        _ = DenyAsync(streamId, opcode, start, new WayangError(ErrorCode.PermissionDenied, $"The principal may not act in tenant '{tenantId}'."), $"tenant:{tenantId}", audit: true);
 
     private static RoleDto ToDto(RoleInfo r) => new()
     {

@@ -71,7 +71,7 @@ internal sealed partial class Session
                     create.TenantId = principal.TenantId;
                 if (!principal.CanActIn(create.TenantId))
                 {
-                    _ = DenyAsync(streamId, opcode, start, new WayangError(ErrorCode.PermissionDenied, $"The principal may not act in tenant '{create.TenantId}'."), $"tenant:{create.TenantId}", audit: true);
+                    DenyForeignTenant(streamId, opcode, start, create.TenantId);
                     return;
                 }
                 StartAudited(streamId, opcode, start, create, $"key:{create.TenantId}/{create.Name}", create.TenantId, static async (s, req, ct) =>
@@ -89,18 +89,8 @@ internal sealed partial class Session
                     _writer.WriteError(streamId, opcode, ErrorCode.BadBody, start);
                     return;
                 }
-                var principal = _principal!;
-                var tenantId = string.IsNullOrEmpty(list.TenantId) ? principal.TenantId : list.TenantId;
-                if (!principal.CanActIn(tenantId))
-                {
-                    _ = DenyAsync(streamId, opcode, start, new WayangError(ErrorCode.PermissionDenied, $"The principal may not act in tenant '{tenantId}'."), $"tenant:{tenantId}", audit: true);
+                if (!TryScopeTenant(list.TenantId, streamId, opcode, start, out var tenantId))
                     return;
-                }
-                if (!_server.Tenants.TenantExists(tenantId))
-                {
-                    _writer.WriteError(streamId, opcode, ErrorCode.TenantNotFound, start);
-                    return;
-                }
                 var keys = _server.Tenants.ListKeys(tenantId);
                 var dtos = new ApiKeyInfoDto[keys.Count];
                 for (int i = 0; i < dtos.Length; i++)
