@@ -16,7 +16,6 @@ using Wayang.Fast.Protocol.Framing;
 using Wayang.Fast.Server.Planes;
 using Wayang.Fast.Storage;
 
-
 namespace Wayang.Fast.Server;
 
 // The server as a library: storage, tenancy, the execution engine, and one Kestrel host with two listeners, the protocol endpoint
@@ -89,8 +88,7 @@ public sealed class WayangServer : IAsyncDisposable
             if (created is not null)
                 AnnounceBootstrapKey(keyFile, created, options, logger);
 
-            // Recovery (requeueing what was queued or leased at the last stop) happens here, before any executor can
-            // connect, so the first registrations see the whole backlog.
+            // Before anything can be denied or changed: the audit log records from the first request on.
             audit = AuditLog.Open(Path.Combine(store.DataDirectory, AuditDirectoryName), AuditStorageOptions(options.Durability), logger: loggerFactory.CreateLogger("Wayang.Fast.Audit"));
             var agents = new AgentCatalog(new AgentRegistry(store));
             // This server's agent definitions answer the engine's AGENT-node checks (replacing a catalog of an
