@@ -13,7 +13,8 @@ namespace Wayang.Fast.Storage;
 //
 // Enqueue copies an entry into the log's in-memory tail (no I/O). Durable waiters hang on the current
 // CommitBatch; the loop swaps in a fresh batch, commits everything enqueued so far (one FasterLog commit:
-// data pages plus commit metadata, written through O_SYNC/O_DIRECT by FASTER's local device), then completes
+// data pages written through O_SYNC/O_DIRECT by FASTER's local device, then the commit metadata in place by
+// SlotCommitManager), then completes
 // the old batch with the committed address. So N concurrent writers cost one commit, not N, and each waiter
 // is released by the first commit that started after its enqueue returned.
 //
@@ -25,6 +26,7 @@ public sealed class Journal : IAsyncDisposable
 {
     private readonly FasterLog _log;
     private readonly IDevice _device;
+    private readonly SlotCommitManager _commits;
     private readonly DurabilityMode _durability;
     private readonly TimeSpan _relaxedInterval;
     private readonly ILogger _logger;
@@ -51,17 +53,17 @@ public sealed class Journal : IAsyncDisposable
 
         // recoverDevice: learn which segment files exist so truncation deletes the right ones after a restart.
         _device = Devices.CreateLogDevice(Path.Combine(directory, "log"), preallocateFile: false, deleteOnClose: false, recoverDevice: true);
+        _commits = new SlotCommitManager(directory);
         var settings = new FasterLogSettings
         {
             LogDevice = _device,
             PageSizeBits = options.JournalPageBits,
             MemorySizeBits = options.JournalMemoryBits,
             SegmentSizeBits = options.JournalSegmentBits,
-            LogCommitDir = directory,
+            LogCommitManager = _commits,
             // FASTER verifies this for entries read from disk pages; our own CRC covers the in-memory tail too.
             LogChecksum = LogChecksumType.PerEntry,
             TryRecoverLatest = true,
-            RemoveOutdatedCommits = true,
             // Off: a fast commit is found on recovery by scanning forward, which would stop silently at a corrupt
             // entry instead of letting replay report it. A commit here is one metadata write after the data.
             FastCommitMode = false,
@@ -74,6 +76,7 @@ public sealed class Journal : IAsyncDisposable
         catch (Exception ex)
         {
             _device.Dispose();
+            _commits.Dispose();
             throw new WayangException(new WayangError(ErrorCode.StorageCorrupt, $"The journal in '{directory}' could not be recovered: {ex.Message}"), ex);
         }
 
@@ -350,6 +353,7 @@ public sealed class Journal : IAsyncDisposable
         finally
         {
             _log.Dispose();
+            _commits.Dispose();
             _device.Dispose();
             _stop.Dispose();
             _signal.Dispose();
