@@ -49,7 +49,9 @@ public sealed partial class PermissionMatrixTests
         Assert.Equal(
             [("Session", 0), ("TenantsManage", 1), ("SchedulesManage", 2), ("KeysManage", 3), ("RolesRead", 4), ("RolesManage", 5),
              ("DefinitionsRead", 6), ("DefinitionsWrite", 7), ("DefinitionsPublish", 8), ("RunsRead", 9), ("RunsSubmit", 10), ("RunsControl", 11),
-             ("ExecutorRun", 12), ("QueuesRead", 13), ("DlqRead", 14), ("DlqManage", 15), ("AuditRead", 16), ("CrossTenant", 17)],
+             ("ExecutorRun", 12), ("QueuesRead", 13), ("DlqRead", 14), ("DlqManage", 15), ("AuditRead", 16), ("CrossTenant", 17),
+             ("SecretsList", 18), ("SecretsRead", 19), ("SecretsWrite", 20), ("SecretsDestroy", 21), ("PluginsRead", 22), ("PluginsManage", 23),
+             ("TrustManage", 24), ("MasterKeyRotate", 25)],
             Enum.GetValues<Permission>().Select(p => (p.ToString(), (int)p)));
     }
 

@@ -51,6 +51,16 @@ public enum ErrorCode
     AgentNotFound = 2011,
     DefinitionStateConflict = 2012,
     DefinitionInUse = 2013,
+    SecretNotFound = 2014,
+    SecretVersionConflict = 2015,
+    SecretInvalid = 2016,
+    SecretVersionUnavailable = 2017,
+    SecretIntegrity = 2018,
+    KmsUnavailable = 2019,
+    PluginRejected = 2020,
+    PluginNotFound = 2021,
+    TrustKeyNotFound = 2022,
+    PluginConfigInvalid = 2023,
 
     // Execution: workflows, runs, tasks, executors, dead letters
     WorkflowInvalid = 3001,

@@ -12,11 +12,14 @@ public static class BuiltInRoles
         // Everything within its tenant except acting as an executor (executors get their own keys).
         [Roles.TenantAdmin] = PermissionSet.AllPermissions.Except(Permissions.PlatformOnly).Except(PermissionSet.Of(Permission.ExecutorRun)),
         [Roles.Developer] = PermissionSet.Of(Permission.Session, Permission.DefinitionsRead, Permission.DefinitionsWrite, Permission.DefinitionsPublish,
-            Permission.RunsRead, Permission.RunsSubmit, Permission.RunsControl),
+            Permission.RunsRead, Permission.RunsSubmit, Permission.RunsControl,
+            Permission.SecretsList, Permission.SecretsRead, Permission.SecretsWrite, Permission.PluginsRead, Permission.PluginsManage),
         [Roles.Operator] = PermissionSet.Of(Permission.Session, Permission.DefinitionsRead, Permission.RunsRead, Permission.RunsSubmit, Permission.RunsControl,
-            Permission.QueuesRead, Permission.DlqRead, Permission.DlqManage),
-        [Roles.Executor] = PermissionSet.Of(Permission.Session, Permission.ExecutorRun),
-        [Roles.Viewer] = PermissionSet.Of(Permission.Session, Permission.DefinitionsRead, Permission.RunsRead, Permission.QueuesRead, Permission.DlqRead),
+            Permission.QueuesRead, Permission.DlqRead, Permission.DlqManage, Permission.SecretsList, Permission.PluginsRead),
+        // Executors read secret values: they resolve the credential references of the tasks they run.
+        [Roles.Executor] = PermissionSet.Of(Permission.Session, Permission.ExecutorRun, Permission.SecretsRead),
+        [Roles.Viewer] = PermissionSet.Of(Permission.Session, Permission.DefinitionsRead, Permission.RunsRead, Permission.QueuesRead, Permission.DlqRead,
+            Permission.SecretsList, Permission.PluginsRead),
         // Auditors read the audit log and nothing else.
         [Roles.Auditor] = PermissionSet.Of(Permission.Session, Permission.AuditRead),
     };

@@ -27,6 +27,20 @@ public enum Permission : byte
     AuditRead = 16,
     // Platform-only: act on any tenant's resources where an operation takes a tenant id.
     CrossTenant = 17,
+    // Secret metadata and history; never values.
+    SecretsList = 18,
+    // Read secret values (also resolving credential references).
+    SecretsRead = 19,
+    // Write, rotate, disable versions, set rotation policies.
+    SecretsWrite = 20,
+    SecretsDestroy = 21,
+    PluginsRead = 22,
+    // Upload, enable, disable and configure plugins.
+    PluginsManage = 23,
+    // A tenant's trust store and verification level; the global store needs CrossTenant too.
+    TrustManage = 24,
+    // Platform-only: re-wrap every data key under a new key-encryption key.
+    MasterKeyRotate = 25,
 }
 
 public static class Permissions
@@ -51,12 +65,20 @@ public static class Permissions
         (Permission.DlqManage, "dlq.manage"),
         (Permission.AuditRead, "audit.read"),
         (Permission.CrossTenant, "cross-tenant"),
+        (Permission.SecretsList, "secrets.list"),
+        (Permission.SecretsRead, "secrets.read"),
+        (Permission.SecretsWrite, "secrets.write"),
+        (Permission.SecretsDestroy, "secrets.destroy"),
+        (Permission.PluginsRead, "plugins.read"),
+        (Permission.PluginsManage, "plugins.manage"),
+        (Permission.TrustManage, "trust.manage"),
+        (Permission.MasterKeyRotate, "secrets.master-rotate"),
     ];
 
     public static IEnumerable<Permission> All => Table.Select(t => t.Permission);
 
     // Only principals of the system tenant may hold these: a tenant's own roles can never reach across tenants.
-    public static PermissionSet PlatformOnly { get; } = PermissionSet.Of(Permission.TenantsManage, Permission.SchedulesManage, Permission.CrossTenant);
+    public static PermissionSet PlatformOnly { get; } = PermissionSet.Of(Permission.TenantsManage, Permission.SchedulesManage, Permission.CrossTenant, Permission.MasterKeyRotate);
 
     public static string NameOf(Permission permission)
     {
