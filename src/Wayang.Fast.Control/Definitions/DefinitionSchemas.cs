@@ -59,6 +59,12 @@ public static class DefinitionSchemas
             DefinitionKind.Agent => AgentSchema.Value,
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
         };
+        return Validate(schema, instance);
+    }
+
+    // Any schema: a definition kind's or one supplied at run time (a plugin's configSchema), same wording and order.
+    internal static IReadOnlyList<SchemaViolation> Validate(LoadedSchema schema, JsonElement instance)
+    {
         var violations = Collect(schema, instance);
         Sort(violations);
         return violations;
@@ -83,34 +89,45 @@ public static class DefinitionSchemas
     // node id, "" when it is not inside a node), "path" (its location as "$.nodes[0].type") and "reason".
     public static WayangException ToException(DefinitionKind kind, IReadOnlyList<SchemaViolation> violations, string node = "")
     {
-        ArgumentNullException.ThrowIfNull(violations);
-        if (violations.Count == 0)
-            throw new ArgumentException("There is no violation to report.", nameof(violations));
         var label = kind == DefinitionKind.Workflow ? "workflow" : "agent";
         var code = kind == DefinitionKind.Workflow ? ErrorCode.WorkflowInvalid : ErrorCode.AgentInvalid;
+        var details = ViolationDetails(violations);
+        if (kind == DefinitionKind.Workflow)
+        {
+            details["node"] = node;
+            details["path"] = ToJsonPath(violations[0].Pointer);
+        }
+        return new WayangException(new WayangError(code, ViolationMessage($"{label}: the definition is invalid", violations), details: details));
+    }
 
+    // "<headline> (<n> violations):" then one "<pointer>: <reason>" line per violation, capped.
+    public static string ViolationMessage(string headline, IReadOnlyList<SchemaViolation> violations)
+    {
+        ArgumentNullException.ThrowIfNull(violations);
         var message = new StringBuilder();
-        message.Append(CultureInfo.InvariantCulture, $"{label}: the definition is invalid ({violations.Count} violation{(violations.Count == 1 ? "" : "s")}):");
+        message.Append(CultureInfo.InvariantCulture, $"{headline} ({violations.Count} violation{(violations.Count == 1 ? "" : "s")}):");
         int listed = Math.Min(violations.Count, MaxViolationsInMessage);
         for (int i = 0; i < listed; i++)
             message.Append('\n').Append(violations[i].ToString());
         if (violations.Count > listed)
             message.Append(CultureInfo.InvariantCulture, $"\n... and {violations.Count - listed} more");
+        return message.ToString();
+    }
 
-        var first = violations[0];
-        var details = new Dictionary<string, string>(StringComparer.Ordinal)
+    // The details every "invalid" error carries: "violations" (capped JSON array), "violationCount", and the first
+    // violation's "pointer" and "reason".
+    public static Dictionary<string, string> ViolationDetails(IReadOnlyList<SchemaViolation> violations)
+    {
+        ArgumentNullException.ThrowIfNull(violations);
+        if (violations.Count == 0)
+            throw new ArgumentException("There is no violation to report.", nameof(violations));
+        return new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["violations"] = ViolationsJson(violations),
             ["violationCount"] = violations.Count.ToString(CultureInfo.InvariantCulture),
-            ["pointer"] = first.Pointer,
-            ["reason"] = first.Reason,
+            ["pointer"] = violations[0].Pointer,
+            ["reason"] = violations[0].Reason,
         };
-        if (kind == DefinitionKind.Workflow)
-        {
-            details["node"] = node;
-            details["path"] = ToJsonPath(first.Pointer);
-        }
-        return new WayangException(new WayangError(code, message.ToString(), details: details));
     }
 
     // Parses with the strict options; a malformed document gives one violation at the position where it went wrong.
@@ -132,19 +149,23 @@ public static class DefinitionSchemas
         }
     }
 
-    public static string ViolationsJson(IReadOnlyList<SchemaViolation> violations)
+    public static string ViolationsJson(IReadOnlyList<SchemaViolation> violations) =>
+        CompactJson(violations.Take(MaxViolationsInDetails).Select(v => (IReadOnlyList<(string, string)>)[("pointer", v.Pointer), ("reason", v.Reason)]));
+
+    // A compact JSON array of objects whose members are all strings, in the order given: the shape of list details.
+    public static string CompactJson(IEnumerable<IReadOnlyList<(string Name, string Value)>> objects)
     {
+        ArgumentNullException.ThrowIfNull(objects);
         using var buffer = new MemoryStream();
         // Relaxed escaping: the details are read by people and CLIs, not embedded in HTML, and "'" is in most reasons.
         using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             writer.WriteStartArray();
-            int count = Math.Min(violations.Count, MaxViolationsInDetails);
-            for (int i = 0; i < count; i++)
+            foreach (var members in objects)
             {
                 writer.WriteStartObject();
-                writer.WriteString("pointer", violations[i].Pointer);
-                writer.WriteString("reason", violations[i].Reason);
+                foreach (var (name, value) in members)
+                    writer.WriteString(name, value);
                 writer.WriteEndObject();
             }
             writer.WriteEndArray();
@@ -657,7 +678,7 @@ public static class DefinitionSchemas
         return current;
     }
 
-    private sealed class LoadedSchema
+    internal sealed class LoadedSchema
     {
         private LoadedSchema(string text, JsonSchema schema, JsonDocument document)
         {
@@ -679,7 +700,12 @@ public static class DefinitionSchemas
             using var stream = typeof(DefinitionSchemas).Assembly.GetManifestResourceStream(resource)
                 ?? throw new InvalidOperationException($"The embedded schema '{resource}' is missing.");
             using var reader = new StreamReader(stream, Encoding.UTF8);
-            var text = reader.ReadToEnd();
+            return Compile(reader.ReadToEnd());
+        }
+
+        // Throws JsonSchemaException (or JsonException) when the text is not a schema JsonSchema.Net can build.
+        public static LoadedSchema Compile(string text)
+        {
             // A registry of our own: the global one would refuse a second schema with the same $id (another copy of
             // this assembly, a test host) and would share our $ids with every other user of the library.
             var schema = JsonSchema.FromText(text, new BuildOptions { SchemaRegistry = new SchemaRegistry() });
