@@ -1,0 +1,474 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Storage;
+
+namespace Wayang.Fast.Control.Secrets;
+
+// Per-tenant, versioned secrets with envelope encryption: each version has its own data key from the provider and its
+// value is sealed with AES-256-GCM under associated data naming tenant, path and version (AssociatedData). Metadata is
+// loaded at construction; reads are lock-free over immutable snapshots, mutations are serialized and visible only
+// once durable. Values never leave this class except as a GetAsync result: not in events, errors or metadata.
+// Another tenant's secret answers exactly like a missing one.
+public sealed class SecretStore
+{
+    private const string Prefix = "secret/";
+    private const string ReferenceScheme = "secret://";
+    private const int NonceBytes = 12;
+    private const int TagBytes = 16;
+    private const int MaxReasonLength = 1024;
+
+    private readonly IStateStore _store;
+    private readonly IKeyEncryptionProvider _provider;
+    private readonly SecretStoreOptions _options;
+    private readonly TimeProvider _time;
+    private readonly DataKeyCache _cache;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, StoredSecret>> _tenants = new(StringComparer.Ordinal);
+
+    public SecretStore(IStateStore store, IKeyEncryptionProvider provider, SecretStoreOptions? options = null, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(provider);
+        _store = store;
+        _provider = provider;
+        _options = options ?? new SecretStoreOptions();
+        ValidatePolicy(_options.DefaultPolicy);
+        _time = time ?? TimeProvider.System;
+        _cache = new DataKeyCache(Math.Max(0, _options.DataKeyCacheEntries), _options.DataKeyCacheTtl, _time);
+        Load();
+    }
+
+    public SecretEvents Events { get; } = new();
+
+    public int CachedDataKeys => _cache.Count;
+
+    public Task<SecretVersionInfo> PutAsync(string tenant, string path, ReadOnlyMemory<byte> value, long? cas, string principal, CancellationToken ct = default) =>
+        WriteAsync(tenant, path, value, cas, principal, rotate: false, ct);
+
+    public Task<SecretVersionInfo> RotateAsync(string tenant, string path, ReadOnlyMemory<byte> value, long? cas, string principal, CancellationToken ct = default) =>
+        WriteAsync(tenant, path, value, cas, principal, rotate: true, ct);
+
+    // version 0: the highest ACTIVE version.
+    public async Task<SecretValue> GetAsync(string tenant, string path, int version, CancellationToken ct = default)
+    {
+        var secret = Find(tenant, path);
+        var entry = version == 0 ? Array.FindLast(secret.Versions, v => v.State == SecretVersionState.Active) : FindVersion(secret, version);
+        if (entry is null)
+            throw version == 0 ? Unavailable(path, "has no active version") : NotFound(path, version);
+        if (entry.State != SecretVersionState.Active)
+            throw Unavailable(path, $"version {entry.Version} is {entry.State.ToString().ToLowerInvariant()}");
+
+        var wrapped = new WrappedDataKey(entry.KeyId!, entry.WrappedKey!);
+        var cacheKey = DataKeyCache.KeyOf(wrapped);
+        var key = new byte[KeyContext.DataKeyBytes];
+        try
+        {
+            if (!_cache.TryCopy(cacheKey, key))
+            {
+                var unwrapped = await _provider.DecryptDataKeyAsync(wrapped, Context(tenant, path), ct).ConfigureAwait(false);
+                unwrapped.CopyTo(key, 0);
+                CryptographicOperations.ZeroMemory(unwrapped);
+                _cache.Add(cacheKey, key);
+            }
+            var sealedValue = entry.Ciphertext!;
+            var value = new byte[sealedValue.Length - TagBytes];
+            try
+            {
+                using var aes = new AesGcm(key, TagBytes);
+                aes.Decrypt(entry.Nonce, sealedValue.AsSpan(0, value.Length), sealedValue.AsSpan(value.Length), value, AssociatedData(tenant, path, entry.Version));
+            }
+            catch (AuthenticationTagMismatchException ex)
+            {
+                throw new WayangException(new WayangError(ErrorCode.SecretIntegrity,
+                    $"secret '{path}' version {entry.Version} failed authentication: its record was tampered with or moved."), ex);
+            }
+            return new SecretValue(entry.Version, value, entry.CreatedAtMs);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    public SecretMetadata GetMetadata(string tenant, string path) => ToMetadata(tenant, path, Find(tenant, path));
+
+    public IReadOnlyList<SecretMetadata> List(string tenant, string prefix)
+    {
+        if (tenant is null || !_tenants.TryGetValue(tenant, out var secrets))
+            return [];
+        var list = new List<SecretMetadata>();
+        foreach (var (path, secret) in secrets)
+        {
+            if (path.StartsWith(prefix ?? "", StringComparison.Ordinal))
+                list.Add(ToMetadata(tenant, path, secret));
+        }
+        list.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
+        return list;
+    }
+
+    public Task DisableVersionAsync(string tenant, string path, int version, bool disabled, string principal, CancellationToken ct = default) =>
+        MutateAsync(tenant, path, secret =>
+        {
+            var entry = FindVersion(secret, version) ?? throw NotFound(path, version);
+            if (!entry.HasValue)
+                throw Unavailable(path, $"version {version} is {entry.State.ToString().ToLowerInvariant()}");
+            var target = disabled ? SecretVersionState.Disabled : SecretVersionState.Active;
+            if (entry.State == target)
+                return null;
+            var kind = disabled ? SecretEventKind.VersionDisabled : SecretEventKind.VersionEnabled;
+            return (Replace(secret, entry with { State = target }), new Change(kind, version, principal));
+        }, ct);
+
+    // version 0: every version and the secret itself (the path can be written afresh, from version 1). Destroying a
+    // version drops its ciphertext and wrapped key for good; its metadata stays. Destroying what is gone is a no-op.
+    public async Task DestroyAsync(string tenant, string path, int version, string principal, CancellationToken ct = default)
+    {
+        if (version != 0)
+        {
+            await MutateAsync(tenant, path, secret =>
+            {
+                var entry = FindVersion(secret, version) ?? throw NotFound(path, version);
+                if (!entry.HasValue)
+                    return null;
+                Forget(entry);
+                return (Replace(secret, Strip(entry, SecretVersionState.Destroyed)), new Change(SecretEventKind.Destroyed, version, principal));
+            }, ct).ConfigureAwait(false);
+            return;
+        }
+        await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var secret = Find(tenant, path);
+            await _store.DeleteAsync(Key(tenant, path), CancellationToken.None).ConfigureAwait(false);
+            _tenants[tenant].TryRemove(path, out _);
+            foreach (var entry in secret.Versions)
+                Forget(entry);
+            Publish(SecretEventKind.Destroyed, tenant, path, 0, principal);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public Task SetPolicyAsync(string tenant, string path, SecretPolicy policy, string principal, CancellationToken ct = default)
+    {
+        ValidatePolicy(policy);
+        return MutateAsync(tenant, path, secret => secret.Policy == policy
+            ? null
+            : (Prune(secret with { Policy = policy }), new Change(SecretEventKind.PolicyChanged, 0, principal,
+                string.Create(CultureInfo.InvariantCulture, $"maxVersions={policy.MaxVersions} rotateEveryDays={policy.RotateEveryDays}"))), ct);
+    }
+
+    // An external rotator (a job that mints the new credential) says it could not rotate: kept as the secret's last
+    // failure, shown in metadata, and announced.
+    public Task ReportRotationFailureAsync(string tenant, string path, string reason, string principal, CancellationToken ct = default)
+    {
+        if (string.IsNullOrWhiteSpace(reason))
+            throw new WayangException(ErrorCode.SecretInvalid, "a rotation failure needs a reason.");
+        reason = reason.Length > MaxReasonLength ? reason[..MaxReasonLength] : reason;
+        return MutateAsync(tenant, path, secret => (secret with { LastRotationFailure = reason, LastRotationFailureAtMs = NowMs() },
+            new Change(SecretEventKind.RotationFailed, secret.CurrentVersion, principal, reason)), ct);
+    }
+
+    // A secret is due RotateEveryDays after its newest version, and again every period after the last announcement
+    // while nobody rotates it. The announcement time is stored, so a restart does not announce again.
+    public async Task<IReadOnlyList<SecretMetadata>> CheckRotationDueAsync(CancellationToken ct = default)
+    {
+        var due = new List<SecretMetadata>();
+        await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            long now = NowMs();
+            foreach (var (tenant, secrets) in _tenants)
+            {
+                foreach (var (path, secret) in secrets)
+                {
+                    if (secret.Policy.RotateEveryDays == 0)
+                        continue;
+                    long periodMs = (long)TimeSpan.FromDays(secret.Policy.RotateEveryDays).TotalMilliseconds;
+                    if (now < Math.Max(secret.Versions[^1].CreatedAtMs, secret.RotationAnnouncedAtMs) + periodMs)
+                        continue;
+                    var announced = secret with { RotationAnnouncedAtMs = now };
+                    await PersistAsync(tenant, path, announced).ConfigureAwait(false);
+                    secrets[path] = announced;
+                    Publish(SecretEventKind.RotationDue, tenant, path, announced.CurrentVersion, null);
+                    due.Add(ToMetadata(tenant, path, announced));
+                }
+            }
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+        return due;
+    }
+
+    // Re-wraps every stored data key under the provider's current key-encryption key, one secret at a time under the
+    // write lock, so writes interleave and reads (over snapshots whose old wrapping still unwraps) never stop.
+    public async Task<int> RewrapAllAsync(CancellationToken ct = default)
+    {
+        int count = 0;
+        foreach (var (tenant, secrets) in _tenants)
+        {
+            foreach (var path in secrets.Keys)
+            {
+                await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+                try
+                {
+                    if (!secrets.TryGetValue(path, out var secret))
+                        continue;
+                    var versions = (StoredSecretVersion[])secret.Versions.Clone();
+                    var context = Context(tenant, path);
+                    for (int i = 0; i < versions.Length; i++)
+                    {
+                        if (!versions[i].HasValue)
+                            continue;
+                        var rewrapped = await _provider.RewrapAsync(new WrappedDataKey(versions[i].KeyId!, versions[i].WrappedKey!), context, ct).ConfigureAwait(false);
+                        versions[i] = versions[i] with { Provider = _provider.Name, KeyId = rewrapped.KeyId, WrappedKey = rewrapped.Ciphertext };
+                        count++;
+                    }
+                    var updated = secret with { Versions = versions };
+                    await PersistAsync(tenant, path, updated).ConfigureAwait(false);
+                    secrets[path] = updated;
+                }
+                finally
+                {
+                    _writeLock.Release();
+                }
+            }
+        }
+        return count;
+    }
+
+    // The key-encryption key ids that wrap at least one stored data key: a master key outside this set can be retired.
+    public IReadOnlySet<string> KeyIdsInUse()
+    {
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var secrets in _tenants.Values)
+        {
+            foreach (var secret in secrets.Values)
+            {
+                foreach (var version in secret.Versions)
+                {
+                    if (version.HasValue)
+                        ids.Add(version.KeyId!);
+                }
+            }
+        }
+        return ids;
+    }
+
+    // "secret://path/to/x": how a workflow or plugin configuration points at a secret instead of holding it.
+    public static bool TryParseReference(string reference, out string path)
+    {
+        path = "";
+        if (reference is null || !reference.StartsWith(ReferenceScheme, StringComparison.Ordinal) || !SecretPath.IsValid(reference[ReferenceScheme.Length..]))
+            return false;
+        path = reference[ReferenceScheme.Length..];
+        return true;
+    }
+
+    public Task<SecretValue> ResolveAsync(string tenant, string reference, CancellationToken ct = default)
+    {
+        if (!TryParseReference(reference, out var path))
+            throw new WayangException(ErrorCode.SecretInvalid, $"'{reference}' is not a secret reference (secret://<path>).");
+        if (!TryFind(tenant, path, out _))
+            throw new WayangException(new WayangError(ErrorCode.SecretNotFound, $"secret reference '{reference}' does not resolve.", details: Details("reference", reference)));
+        return GetAsync(tenant, path, 0, ct);
+    }
+
+    private async Task<SecretVersionInfo> WriteAsync(string tenant, string path, ReadOnlyMemory<byte> value, long? cas, string principal, bool rotate, CancellationToken ct)
+    {
+        SecretPath.Validate(path);
+        if (value.Length is < 1 or > SecretPath.MaxValueBytes)
+            throw new WayangException(ErrorCode.SecretInvalid, $"a secret value is 1..{SecretPath.MaxValueBytes} bytes; this one is {value.Length}.");
+        if (cas < 0)
+            throw new WayangException(ErrorCode.SecretInvalid, "cas is null (unconditional), 0 (must not exist) or the current version.");
+
+        // The provider round trip happens before the lock, so writes to other secrets do not queue behind the KMS.
+        var dataKey = await _provider.GenerateDataKeyAsync(Context(tenant, path), ct).ConfigureAwait(false);
+        try
+        {
+            await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+            try
+            {
+                TryFind(tenant, path, out var existing);
+                if (rotate && existing is null)
+                    throw NotFound(path, 0);
+                long current = existing?.CurrentVersion ?? 0;
+                if (cas is long expected && expected != current)
+                {
+                    throw new WayangException(new WayangError(ErrorCode.SecretVersionConflict,
+                        $"secret '{path}' is at version {current}, not {expected}.", details: Details("current", current.ToString(CultureInfo.InvariantCulture))));
+                }
+
+                int version = (int)current + 1;
+                long now = NowMs();
+                var nonce = RandomNumberGenerator.GetBytes(NonceBytes);
+                var sealedValue = new byte[value.Length + TagBytes];
+                using (var aes = new AesGcm(dataKey.Plaintext, TagBytes))
+                    aes.Encrypt(nonce, value.Span, sealedValue.AsSpan(0, value.Length), sealedValue.AsSpan(value.Length), AssociatedData(tenant, path, version));
+                var entry = new StoredSecretVersion(version, SecretVersionState.Active, now, principal ?? "", _provider.Name,
+                    dataKey.Wrapped.KeyId, dataKey.Wrapped.Ciphertext, nonce, sealedValue);
+                var secret = existing is null
+                    ? new StoredSecret(_options.DefaultPolicy, now, now, null, 0, 0, [entry])
+                    : Prune(existing with { UpdatedAtMs = now, Versions = [.. existing.Versions, entry] });
+
+                await PersistAsync(tenant, path, secret).ConfigureAwait(false);
+                _tenants.GetOrAdd(tenant, _ => new(StringComparer.Ordinal))[path] = secret;
+                // The writer is the likeliest next reader: its first read skips the provider.
+                _cache.Add(DataKeyCache.KeyOf(dataKey.Wrapped), dataKey.Plaintext);
+                Publish(rotate ? SecretEventKind.Rotated : SecretEventKind.Written, tenant, path, version, principal);
+                return new SecretVersionInfo(path, version, now);
+            }
+            finally
+            {
+                _writeLock.Release();
+            }
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(dataKey.Plaintext);
+        }
+    }
+
+    private sealed record Change(SecretEventKind Kind, int Version, string Principal, string? Detail = null);
+
+    // change returns the replacement and its event, or null when nothing changes.
+    private async Task MutateAsync(string tenant, string path, Func<StoredSecret, (StoredSecret Secret, Change Event)?> change, CancellationToken ct)
+    {
+        await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (change(Find(tenant, path)) is not var (changed, e))
+                return;
+            var updated = changed with { UpdatedAtMs = NowMs() };
+            await PersistAsync(tenant, path, updated).ConfigureAwait(false);
+            _tenants[tenant][path] = updated;
+            Publish(e.Kind, tenant, path, e.Version, e.Detail ?? e.Principal);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    // Keeps the newest MaxVersions versions; older ones lose their ciphertext and stay in the history as pruned.
+    private StoredSecret Prune(StoredSecret secret)
+    {
+        int keepFrom = secret.CurrentVersion - secret.Policy.MaxVersions;
+        if (!Array.Exists(secret.Versions, v => v.Version <= keepFrom && v.HasValue))
+            return secret;
+        return secret with
+        {
+            Versions = Array.ConvertAll(secret.Versions, v =>
+            {
+                if (v.Version > keepFrom || !v.HasValue)
+                    return v;
+                Forget(v);
+                return Strip(v, SecretVersionState.Pruned);
+            }),
+        };
+    }
+
+    private static StoredSecretVersion Strip(StoredSecretVersion version, SecretVersionState state) =>
+        version with { State = state, WrappedKey = null, Nonce = null, Ciphertext = null };
+
+    private void Forget(StoredSecretVersion version)
+    {
+        if (version.HasValue)
+            _cache.Remove(DataKeyCache.KeyOf(new WrappedDataKey(version.KeyId!, version.WrappedKey!)));
+    }
+
+    private static StoredSecret Replace(StoredSecret secret, StoredSecretVersion entry)
+    {
+        var versions = (StoredSecretVersion[])secret.Versions.Clone();
+        versions[Array.FindIndex(versions, v => v.Version == entry.Version)] = entry;
+        return secret with { Versions = versions };
+    }
+
+    private static StoredSecretVersion? FindVersion(StoredSecret secret, int version) => Array.Find(secret.Versions, v => v.Version == version);
+
+    private StoredSecret Find(string tenant, string path)
+    {
+        SecretPath.Validate(path);
+        return TryFind(tenant, path, out var secret) ? secret : throw NotFound(path, 0);
+    }
+
+    private bool TryFind(string tenant, string path, out StoredSecret secret)
+    {
+        secret = null!;
+        return tenant is not null && path is not null && _tenants.TryGetValue(tenant, out var secrets) && secrets.TryGetValue(path, out secret!);
+    }
+
+    private async ValueTask PersistAsync(string tenant, string path, StoredSecret secret) =>
+        // Not cancellable once issued: a write that may be durable must also become visible.
+        await _store.PutAsync(Key(tenant, path), JsonSerializer.SerializeToUtf8Bytes(secret, SecretJsonContext.Default.StoredSecret), CancellationToken.None).ConfigureAwait(false);
+
+    private void Publish(SecretEventKind kind, string tenant, string path, int version, string? detail) =>
+        Events.Publish(new SecretEvent(kind, tenant, path, version, NowMs(), detail));
+
+    private void Load()
+    {
+        foreach (var (keyBytes, value) in _store.ScanPrefix(Encoding.UTF8.GetBytes(Prefix)))
+        {
+            var suffix = Encoding.UTF8.GetString(keyBytes.AsSpan(Prefix.Length));
+            int slash = suffix.IndexOf('/', StringComparison.Ordinal);
+            if (slash <= 0 || !SecretPath.IsValid(suffix[(slash + 1)..]))
+                throw Corrupt(suffix, "malformed key");
+            StoredSecret? secret;
+            try
+            {
+                secret = JsonSerializer.Deserialize(value, SecretJsonContext.Default.StoredSecret);
+            }
+            catch (JsonException ex)
+            {
+                throw Corrupt(suffix, ex.Message);
+            }
+            if (secret is null || secret.Versions is not { Length: > 0 })
+                throw Corrupt(suffix, "no versions");
+            Array.Sort(secret.Versions, (a, b) => a.Version.CompareTo(b.Version));
+            _tenants.GetOrAdd(suffix[..slash], _ => new(StringComparer.Ordinal))[suffix[(slash + 1)..]] = secret;
+        }
+    }
+
+    private static SecretMetadata ToMetadata(string tenant, string path, StoredSecret secret) => new(
+        tenant, path, secret.CurrentVersion, secret.Policy,
+        Array.ConvertAll(secret.Versions, v => new SecretVersionMetadata(v.Version, v.State, v.CreatedAtMs, v.CreatedBy, v.Provider, v.KeyId)),
+        secret.CreatedAtMs, secret.UpdatedAtMs, secret.LastRotationFailure, secret.LastRotationFailureAtMs, secret.RotationAnnouncedAtMs);
+
+    private static void ValidatePolicy(SecretPolicy policy)
+    {
+        if (policy is null || policy.MaxVersions is < 1 or > 100 || policy.RotateEveryDays is < 0 or > 3650)
+            throw new WayangException(ErrorCode.SecretInvalid, "a secret policy has MaxVersions 1..100 and RotateEveryDays 0 (off)..3650.");
+    }
+
+    // What the provider binds to the wrapped data key.
+    private static Dictionary<string, string> Context(string tenant, string path) =>
+        new(StringComparer.Ordinal) { ["tenant"] = tenant, ["path"] = path };
+
+    // Bound into every sealed value: a ciphertext moved to another tenant, path or version fails authentication.
+    internal static byte[] AssociatedData(string tenant, string path, int version) =>
+        Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"wayang-secret-v1\0{tenant}\0{path}\0{version}"));
+
+    private static byte[] Key(string tenant, string path) => Encoding.UTF8.GetBytes(Prefix + tenant + "/" + path);
+
+    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private static Dictionary<string, string> Details(string key, string value) => new(StringComparer.Ordinal) { [key] = value };
+
+    // The same answer for a missing secret, a missing version and another tenant's secret.
+    private static WayangException NotFound(string path, int version) => new(new WayangError(ErrorCode.SecretNotFound,
+        version == 0 ? $"secret '{path}' does not exist." : $"secret '{path}' version {version} does not exist.", details: Details("path", path ?? "")));
+
+    private static WayangException Unavailable(string path, string what) =>
+        new(new WayangError(ErrorCode.SecretVersionUnavailable, $"secret '{path}' {what}.", details: Details("path", path)));
+
+    private static WayangException Corrupt(string key, string reason) =>
+        new(ErrorCode.StorageCorrupt, $"Stored secret '{key}' cannot be loaded: {reason}");
+}
