@@ -1,6 +1,7 @@
 using Amazon.KeyManagementService.Model;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Secrets;
+using Wayang.Fast.Storage.Tests;
 
 namespace Wayang.Fast.Control.Tests.Secrets;
 
@@ -23,7 +24,7 @@ public sealed class AwsKmsKeyProviderTests(MotoFixture moto) : IClassFixture<Mot
         Assert.Equal(32, key.Plaintext.Length);
         Assert.Equal(moto.KeyId, key.Wrapped.KeyId);
         Assert.Equal(key.Plaintext, await provider.DecryptDataKeyAsync(key.Wrapped, Context, default));
-        await Expect.ErrorAsync(ErrorCode.SecretIntegrity,
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretIntegrity,
             async () => await provider.DecryptDataKeyAsync(key.Wrapped, new Dictionary<string, string> { ["tenant"] = "globex", ["path"] = "db/password" }, default));
     }
 
@@ -52,7 +53,7 @@ public sealed class AwsKmsKeyProviderTests(MotoFixture moto) : IClassFixture<Mot
     public async Task Kms_failures_name_the_provider()
     {
         using var provider = Provider("arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000");
-        var error = await Expect.ErrorAsync(ErrorCode.KmsUnavailable, async () => await provider.GenerateDataKeyAsync(Context, default));
+        var error = await TestData.ThrowsWayangAsync(ErrorCode.KmsUnavailable, async () => await provider.GenerateDataKeyAsync(Context, default));
         Assert.Contains("aws-kms", error.Message, StringComparison.Ordinal);
     }
 
@@ -66,6 +67,6 @@ public sealed class AwsKmsKeyProviderTests(MotoFixture moto) : IClassFixture<Mot
             Credentials = new Amazon.Runtime.BasicAWSCredentials("a", "b"),
             MaxErrorRetry = 0,
         });
-        await Expect.ErrorAsync(ErrorCode.KmsUnavailable, async () => await provider.GenerateDataKeyAsync(Context, default));
+        await TestData.ThrowsWayangAsync(ErrorCode.KmsUnavailable, async () => await provider.GenerateDataKeyAsync(Context, default));
     }
 }

@@ -2,6 +2,7 @@ using System.Text;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Secrets;
 using Wayang.Fast.Storage;
+using Wayang.Fast.Storage.Tests;
 
 namespace Wayang.Fast.Control.Tests.Secrets;
 
@@ -31,16 +32,16 @@ public sealed class LocalKeyProviderTests
         using var dir = new TempDirectory("secrets");
         var provider = new LocalKeyProvider(dir.Path);
         var key = await provider.GenerateDataKeyAsync(Context, default);
-        await Expect.ErrorAsync(ErrorCode.SecretIntegrity,
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretIntegrity,
             async () => await provider.DecryptDataKeyAsync(key.Wrapped, new Dictionary<string, string> { ["tenant"] = "globex", ["path"] = "k" }, default));
         var tampered = key.Wrapped.Ciphertext.ToArray();
         tampered[20] ^= 1;
-        await Expect.ErrorAsync(ErrorCode.SecretIntegrity, async () => await provider.DecryptDataKeyAsync(key.Wrapped with { Ciphertext = tampered }, Context, default));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretIntegrity, async () => await provider.DecryptDataKeyAsync(key.Wrapped with { Ciphertext = tampered }, Context, default));
 
         await provider.RotateMasterKeyAsync();
         // Relabelled with the other key's id: refused, not decrypted under the wrong key.
-        await Expect.ErrorAsync(ErrorCode.SecretIntegrity, async () => await provider.DecryptDataKeyAsync(key.Wrapped with { KeyId = "local-2" }, Context, default));
-        var unknown = await Expect.ErrorAsync(ErrorCode.KmsUnavailable, async () => await provider.DecryptDataKeyAsync(key.Wrapped with { KeyId = "local-9" }, Context, default));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretIntegrity, async () => await provider.DecryptDataKeyAsync(key.Wrapped with { KeyId = "local-2" }, Context, default));
+        var unknown = await TestData.ThrowsWayangAsync(ErrorCode.KmsUnavailable, async () => await provider.DecryptDataKeyAsync(key.Wrapped with { KeyId = "local-9" }, Context, default));
         Assert.Contains("local", unknown.Message, StringComparison.Ordinal);
     }
 
@@ -58,8 +59,8 @@ public sealed class LocalKeyProviderTests
         Assert.Equal(["local-1", "local-2"], h.Secrets.KeyIdsInUse().Order());
 
         // The old key is still in use: retiring it is refused, and so is retiring the current one.
-        await Expect.ErrorAsync(ErrorCode.InvalidArgument, async () => await h.Local.RetireAsync("local-1", h.Secrets.KeyIdsInUse()));
-        await Expect.ErrorAsync(ErrorCode.InvalidArgument, async () => await h.Local.RetireAsync("local-2", h.Secrets.KeyIdsInUse()));
+        await TestData.ThrowsWayangAsync(ErrorCode.InvalidArgument, async () => await h.Local.RetireAsync("local-1", h.Secrets.KeyIdsInUse()));
+        await TestData.ThrowsWayangAsync(ErrorCode.InvalidArgument, async () => await h.Local.RetireAsync("local-2", h.Secrets.KeyIdsInUse()));
 
         Assert.Equal(21, await h.Secrets.RewrapAllAsync());
         Assert.Equal(["local-2"], h.Secrets.KeyIdsInUse());
@@ -100,18 +101,7 @@ public sealed class LocalKeyProviderTests
     {
         using var dir = new TempDirectory("secrets");
         string[] values = ["correct-horse-battery-staple-0001", "sk_live_51HxYzAbCdEfGhIjKlMnOp", "-----BEGIN PRIVATE KEY-----MIIEvQIBADANBgkq"];
-        var options = new StorageOptions
-        {
-            DataDirectory = dir.Path,
-            JournalPageBits = 16,
-            JournalMemoryBits = 18,
-            JournalSegmentBits = 18,
-            StorePageBits = 16,
-            StoreMemoryBits = 20,
-            MaxKeyBytes = 256,
-            MaxValueBytes = 16384,
-            CheckpointInterval = TimeSpan.FromHours(1),
-        };
+        var options = TestData.SmallOptions(dir.Path);
         await using (var store = await FasterStateStore.OpenAsync(options, logger: null))
         {
             var secrets = new SecretStore(store, new LocalKeyProvider(dir.Path));

@@ -1,6 +1,7 @@
 using System.Text;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Secrets;
+using Wayang.Fast.Storage.Tests;
 
 namespace Wayang.Fast.Control.Tests.Secrets;
 
@@ -34,15 +35,15 @@ public sealed class SecretStoreTests
     {
         using var h = new SecretHarness();
         await h.PutAsync("api/key", "a", cas: 0);
-        var conflict = await Expect.ErrorAsync(ErrorCode.SecretVersionConflict, () => h.PutAsync("api/key", "b", cas: 0));
-        Assert.Equal("1", conflict.Details["current"]);
+        var conflict = await TestData.ThrowsWayangAsync(ErrorCode.SecretVersionConflict, () => h.PutAsync("api/key", "b", cas: 0));
+        Assert.Equal("1", conflict.Error.Details["current"]);
         await h.PutAsync("api/key", "b", cas: 1);
-        conflict = await Expect.ErrorAsync(ErrorCode.SecretVersionConflict, () => h.PutAsync("api/key", "c", cas: 1));
-        Assert.Equal("2", conflict.Details["current"]);
+        conflict = await TestData.ThrowsWayangAsync(ErrorCode.SecretVersionConflict, () => h.PutAsync("api/key", "c", cas: 1));
+        Assert.Equal("2", conflict.Error.Details["current"]);
         await h.PutAsync("api/key", "c");
         Assert.Equal("c", await h.ReadAsync("api/key"));
-        await Expect.ErrorAsync(ErrorCode.SecretVersionConflict, () => h.PutAsync("other", "x", cas: 3));
-        await Expect.ErrorAsync(ErrorCode.SecretNotFound, () => h.Secrets.RotateAsync("acme", "other", new byte[] { 1 }, null, "bob"));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretVersionConflict, () => h.PutAsync("other", "x", cas: 3));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretNotFound, () => h.Secrets.RotateAsync("acme", "other", new byte[] { 1 }, null, "bob"));
     }
 
     [Theory]
@@ -58,7 +59,7 @@ public sealed class SecretStoreTests
     {
         using var h = new SecretHarness();
         Assert.False(SecretPath.IsValid(path));
-        await Expect.ErrorAsync(ErrorCode.SecretInvalid, () => h.PutAsync(path, "v"));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretInvalid, () => h.PutAsync(path, "v"));
     }
 
     [Fact]
@@ -68,8 +69,8 @@ public sealed class SecretStoreTests
         Assert.True(SecretPath.IsValid(new string('a', 256)));
         Assert.False(SecretPath.IsValid(new string('a', 257)));
         Assert.True(SecretPath.IsValid("A-z_0.9/..x/x.."));
-        await Expect.ErrorAsync(ErrorCode.SecretInvalid, () => h.Secrets.PutAsync("acme", "p", Array.Empty<byte>(), null, "alice"));
-        await Expect.ErrorAsync(ErrorCode.SecretInvalid, () => h.Secrets.PutAsync("acme", "p", new byte[65537], null, "alice"));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretInvalid, () => h.Secrets.PutAsync("acme", "p", Array.Empty<byte>(), null, "alice"));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretInvalid, () => h.Secrets.PutAsync("acme", "p", new byte[65537], null, "alice"));
         await h.Secrets.PutAsync("acme", "p", new byte[65536], null, "alice");
         Assert.Equal(65536, (await h.Secrets.GetAsync("acme", "p", 0)).Value.Length);
     }
@@ -84,7 +85,7 @@ public sealed class SecretStoreTests
         Assert.Equal(12, meta.Versions.Count);
         Assert.Equal([SecretVersionState.Pruned, SecretVersionState.Pruned], meta.Versions.Take(2).Select(v => v.State));
         Assert.All(meta.Versions.Skip(2), v => Assert.Equal(SecretVersionState.Active, v.State));
-        await Expect.ErrorAsync(ErrorCode.SecretVersionUnavailable, () => h.ReadAsync("k", 2));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretVersionUnavailable, () => h.ReadAsync("k", 2));
         Assert.Equal("v3", await h.ReadAsync("k", 3));
 
         // A tighter policy prunes at once; the stored record no longer holds the pruned ciphertext.
@@ -92,8 +93,8 @@ public sealed class SecretStoreTests
         Assert.Equal(11, h.Secrets.GetMetadata("acme", "k").Versions.Count(v => v.State == SecretVersionState.Pruned));
         Assert.Single(h.Secrets.KeyIdsInUse());
         Assert.Equal("v12", await h.ReadAsync("k"));
-        await Expect.ErrorAsync(ErrorCode.SecretInvalid, () => h.Secrets.SetPolicyAsync("acme", "k", new SecretPolicy(MaxVersions: 101), "admin"));
-        await Expect.ErrorAsync(ErrorCode.SecretInvalid, () => h.Secrets.SetPolicyAsync("acme", "k", new SecretPolicy(RotateEveryDays: 3651), "admin"));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretInvalid, () => h.Secrets.SetPolicyAsync("acme", "k", new SecretPolicy(MaxVersions: 101), "admin"));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretInvalid, () => h.Secrets.SetPolicyAsync("acme", "k", new SecretPolicy(RotateEveryDays: 3651), "admin"));
     }
 
     [Fact]
@@ -104,19 +105,19 @@ public sealed class SecretStoreTests
         await h.PutAsync("k", "two");
 
         await h.Secrets.DisableVersionAsync("acme", "k", 2, disabled: true, "admin");
-        await Expect.ErrorAsync(ErrorCode.SecretVersionUnavailable, () => h.ReadAsync("k", 2));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretVersionUnavailable, () => h.ReadAsync("k", 2));
         Assert.Equal("one", await h.ReadAsync("k"));
         await h.Secrets.DisableVersionAsync("acme", "k", 2, disabled: false, "admin");
         Assert.Equal("two", await h.ReadAsync("k"));
 
         await h.Secrets.DestroyAsync("acme", "k", 1, "admin");
         Assert.Equal(SecretVersionState.Destroyed, h.Secrets.GetMetadata("acme", "k").Versions[0].State);
-        await Expect.ErrorAsync(ErrorCode.SecretVersionUnavailable, () => h.ReadAsync("k", 1));
-        await Expect.ErrorAsync(ErrorCode.SecretVersionUnavailable, () => h.Secrets.DisableVersionAsync("acme", "k", 1, true, "admin"));
-        await Expect.ErrorAsync(ErrorCode.SecretNotFound, () => h.ReadAsync("k", 3));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretVersionUnavailable, () => h.ReadAsync("k", 1));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretVersionUnavailable, () => h.Secrets.DisableVersionAsync("acme", "k", 1, true, "admin"));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretNotFound, () => h.ReadAsync("k", 3));
 
         await h.Secrets.DestroyAsync("acme", "k", 0, "admin");
-        await Expect.ErrorAsync(ErrorCode.SecretNotFound, () => h.ReadAsync("k"));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretNotFound, () => h.ReadAsync("k"));
         Assert.Empty(h.State.ScanPrefix("secret/"u8));
         Assert.Equal(1, (await h.PutAsync("k", "fresh", cas: 0)).Version);
     }
@@ -136,7 +137,7 @@ public sealed class SecretStoreTests
         await h.State.PutAsync(key, Encoding.UTF8.GetBytes(json.ToJsonString()));
 
         h.Reopen();
-        await Expect.ErrorAsync(ErrorCode.SecretIntegrity, () => h.ReadAsync("k"));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretIntegrity, () => h.ReadAsync("k"));
     }
 
     [Theory]
@@ -153,9 +154,9 @@ public sealed class SecretStoreTests
         var tenant = target.Split('/')[1];
         var path = target.Split('/', 3)[2];
         // Through the provider (the wrapped key's context) and through a warm cache (the value's associated data).
-        await Expect.ErrorAsync(ErrorCode.SecretIntegrity, () => h.ReadAsync(path, tenant: tenant));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretIntegrity, () => h.ReadAsync(path, tenant: tenant));
         Assert.Equal("value", await h.ReadAsync("k"));
-        await Expect.ErrorAsync(ErrorCode.SecretIntegrity, () => h.ReadAsync(path, tenant: tenant));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretIntegrity, () => h.ReadAsync(path, tenant: tenant));
     }
 
     [Fact]
@@ -163,7 +164,7 @@ public sealed class SecretStoreTests
     {
         using var h = new SecretHarness();
         await h.PutAsync("k", "value");
-        await Expect.ErrorAsync(ErrorCode.SecretNotFound, () => h.ReadAsync("k", tenant: "globex"));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretNotFound, () => h.ReadAsync("k", tenant: "globex"));
         Assert.Empty(h.Secrets.List("globex", ""));
         Assert.Throws<WayangException>(() => h.Secrets.GetMetadata("globex", "k"));
     }
@@ -314,7 +315,7 @@ public sealed class SecretStoreTests
         var meta = h.Secrets.GetMetadata("acme", "k");
         Assert.Equal("token endpoint 503", meta.LastRotationFailure);
         Assert.Equal(h.Time.GetUtcNow().ToUnixTimeMilliseconds(), meta.LastRotationFailureAtMs);
-        await Expect.ErrorAsync(ErrorCode.SecretNotFound, () => h.Secrets.ReportRotationFailureAsync("acme", "nope", "x", "bot"));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretNotFound, () => h.Secrets.ReportRotationFailureAsync("acme", "nope", "x", "bot"));
     }
 
     [Fact]
@@ -329,11 +330,11 @@ public sealed class SecretStoreTests
         Assert.False(SecretStore.TryParseReference("secret://a/../b", out _));
 
         Assert.Equal("s3cret"u8.ToArray(), (await h.Secrets.ResolveAsync("acme", "secret://db/password")).Value);
-        var missing = await Expect.ErrorAsync(ErrorCode.SecretNotFound, () => h.Secrets.ResolveAsync("acme", "secret://db/other"));
+        var missing = await TestData.ThrowsWayangAsync(ErrorCode.SecretNotFound, () => h.Secrets.ResolveAsync("acme", "secret://db/other"));
         Assert.Contains("secret://db/other", missing.Message, StringComparison.Ordinal);
-        var invalid = await Expect.ErrorAsync(ErrorCode.SecretInvalid, () => h.Secrets.ResolveAsync("acme", "db/password"));
+        var invalid = await TestData.ThrowsWayangAsync(ErrorCode.SecretInvalid, () => h.Secrets.ResolveAsync("acme", "db/password"));
         Assert.Contains("db/password", invalid.Message, StringComparison.Ordinal);
-        await Expect.ErrorAsync(ErrorCode.SecretNotFound, () => h.Secrets.ResolveAsync("globex", "secret://db/password"));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretNotFound, () => h.Secrets.ResolveAsync("globex", "secret://db/password"));
     }
 
     private sealed class MetadataComparer : IEqualityComparer<SecretMetadata>

@@ -1,6 +1,5 @@
 using System.Text;
 using Microsoft.Extensions.Time.Testing;
-using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Secrets;
 
 namespace Wayang.Fast.Control.Tests.Secrets;
@@ -66,14 +65,4 @@ internal sealed class SecretHarness : IDisposable
         Encoding.UTF8.GetString((await Secrets.GetAsync(tenant, path, version)).Value);
 
     public void Dispose() => _dir.Dispose();
-}
-
-internal static class Expect
-{
-    public static async Task<WayangError> ErrorAsync(ErrorCode code, Func<Task> call)
-    {
-        var ex = await Assert.ThrowsAsync<WayangException>(call);
-        Assert.Equal(code, ex.Code);
-        return ex.Error;
-    }
 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Secrets;
+using Wayang.Fast.Storage.Tests;
 
 namespace Wayang.Fast.Control.Tests.Secrets;
 
@@ -44,7 +45,7 @@ public sealed class VaultTransitKeyProviderTests : IDisposable
         var key = await provider.GenerateDataKeyAsync(Context, default);
         Assert.StartsWith("vault:v1:", Encoding.UTF8.GetString(key.Wrapped.Ciphertext), StringComparison.Ordinal);
         Assert.Equal(key.Plaintext, await provider.DecryptDataKeyAsync(key.Wrapped, Context, default));
-        await Expect.ErrorAsync(ErrorCode.SecretIntegrity,
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretIntegrity,
             async () => await provider.DecryptDataKeyAsync(key.Wrapped, new Dictionary<string, string> { ["tenant"] = "globex", ["path"] = "db/password" }, default));
     }
 
@@ -57,14 +58,14 @@ public sealed class VaultTransitKeyProviderTests : IDisposable
         var blob = Convert.FromBase64String(text["vault:v1:".Length..]);
         blob[^1] ^= 1;
         var tampered = key.Wrapped with { Ciphertext = Encoding.UTF8.GetBytes("vault:v1:" + Convert.ToBase64String(blob)) };
-        await Expect.ErrorAsync(ErrorCode.SecretIntegrity, async () => await provider.DecryptDataKeyAsync(tampered, Context, default));
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretIntegrity, async () => await provider.DecryptDataKeyAsync(tampered, Context, default));
     }
 
     [Fact]
     public async Task A_bad_token_is_permission_denied()
     {
         using var provider = Provider("s.wrong");
-        var error = await Expect.ErrorAsync(ErrorCode.KmsUnavailable, async () => await provider.GenerateDataKeyAsync(Context, default));
+        var error = await TestData.ThrowsWayangAsync(ErrorCode.KmsUnavailable, async () => await provider.GenerateDataKeyAsync(Context, default));
         Assert.Contains("permission denied", error.Message, StringComparison.Ordinal);
         Assert.Contains("vault-transit", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("s.wrong", error.Message, StringComparison.Ordinal);
@@ -76,10 +77,10 @@ public sealed class VaultTransitKeyProviderTests : IDisposable
         using var provider = Provider();
         var key = await provider.GenerateDataKeyAsync(Context, default);
         _vault.FailNext = HttpStatusCode.InternalServerError;
-        var error = await Expect.ErrorAsync(ErrorCode.KmsUnavailable, async () => await provider.DecryptDataKeyAsync(key.Wrapped, Context, default));
+        var error = await TestData.ThrowsWayangAsync(ErrorCode.KmsUnavailable, async () => await provider.DecryptDataKeyAsync(key.Wrapped, Context, default));
         Assert.Contains("500", error.Message, StringComparison.Ordinal);
         _vault.FailNext = HttpStatusCode.TooManyRequests;
-        await Expect.ErrorAsync(ErrorCode.KmsUnavailable, async () => await provider.GenerateDataKeyAsync(Context, default));
+        await TestData.ThrowsWayangAsync(ErrorCode.KmsUnavailable, async () => await provider.GenerateDataKeyAsync(Context, default));
         // A 500 on decrypt is not mistaken for tampering, and the next call works again.
         Assert.Equal(key.Plaintext, await provider.DecryptDataKeyAsync(key.Wrapped, Context, default));
     }
@@ -88,7 +89,7 @@ public sealed class VaultTransitKeyProviderTests : IDisposable
     public async Task The_namespace_header_is_sent()
     {
         using var wrongNamespace = new VaultTransitKeyProvider(new VaultTransitOptions { Address = _vault.Address, Token = _vault.Token, KeyName = _vault.Key });
-        await Expect.ErrorAsync(ErrorCode.KmsUnavailable, async () => await wrongNamespace.GenerateDataKeyAsync(Context, default));
+        await TestData.ThrowsWayangAsync(ErrorCode.KmsUnavailable, async () => await wrongNamespace.GenerateDataKeyAsync(Context, default));
     }
 
     [Fact]
@@ -98,7 +99,7 @@ public sealed class VaultTransitKeyProviderTests : IDisposable
         _vault.Dispose();
         using var provider = new VaultTransitKeyProvider(new VaultTransitOptions { Address = address, Token = "t", KeyName = "k" });
         var store = new SecretStore(new InMemoryStateStore(), provider);
-        var error = await Expect.ErrorAsync(ErrorCode.KmsUnavailable, () => store.PutAsync("acme", "x", "v"u8.ToArray(), null, "alice"));
+        var error = await TestData.ThrowsWayangAsync(ErrorCode.KmsUnavailable, () => store.PutAsync("acme", "x", "v"u8.ToArray(), null, "alice"));
         Assert.Contains("vault-transit", error.Message, StringComparison.Ordinal);
         Assert.Empty(store.List("acme", ""));
     }
