@@ -50,6 +50,8 @@ public static partial class WayangCli
         root.Add(BuildRoles(env));
         root.Add(BuildBindings(env));
         root.Add(BuildAudit(env));
+        root.Add(BuildSecrets(env));
+        root.Add(BuildPlugins(env));
         return root;
     }
 

@@ -61,4 +61,10 @@ internal static partial class Log
 
     [LoggerMessage(25, LogLevel.Error, "Shutdown step failed: {Step}")]
     public static partial void ShutdownStepFailed(ILogger logger, string step, Exception exception);
+
+    [LoggerMessage(26, LogLevel.Error, "Checking secret rotation policies failed; will retry at the next check")]
+    public static partial void RotationCheckFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(27, LogLevel.Information, "Secret {Tenant}/{Path} is due for rotation (policy: every {Days} days)")]
+    public static partial void RotationDue(ILogger logger, string tenant, string path, int days);
 }

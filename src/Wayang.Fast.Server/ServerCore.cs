@@ -4,6 +4,8 @@ using System.Reflection;
 using Microsoft.Extensions.Logging;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Audit;
+using Wayang.Fast.Control.Plugins;
+using Wayang.Fast.Control.Secrets;
 using Wayang.Fast.Control.Tenancy;
 using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Server.Metrics;
@@ -24,8 +26,10 @@ internal sealed class ServerCore : IDisposable
 
     // execution null: a core without the execution plane (the session benchmarks); 0x02xx opcodes answer UNAVAILABLE.
     public ServerCore(WayangServerOptions options, TenantDirectory tenants, ILogger logger, ServerMetrics? metrics = null, ExecutionEngine? execution = null,
-        AuditLog? audit = null, AgentCatalog? agents = null)
+        AuditLog? audit = null, AgentCatalog? agents = null, SecretsPlane? secrets = null, PluginRegistry? plugins = null)
     {
+        _secrets = secrets;
+        Plugins = plugins;
         Audit = audit;
         Agents = agents;
         Execution = execution;
@@ -49,6 +53,14 @@ internal sealed class ServerCore : IDisposable
     public AuditLog? Audit { get; }
     // null: no agent definitions (the session benchmarks); definition opcodes for agents answer UNAVAILABLE.
     public AgentCatalog? Agents { get; }
+    private readonly SecretsPlane? _secrets;
+    // null: no secrets or plugins (the session benchmarks); their opcodes answer UNAVAILABLE.
+    public SecretStore? Secrets => _secrets?.Store;
+    public string SecretProviderName => _secrets?.ProviderName ?? "";
+    public PluginRegistry? Plugins { get; }
+
+    public Task<int> RotateMasterKeyAsync(CancellationToken ct) =>
+        _secrets?.RotateMasterKeyAsync(ct) ?? throw new WayangException(new WayangError(ErrorCode.Unavailable, "This server keeps no secrets."));
     public ILogger Logger { get; }
     public ServerMetrics Metrics { get; }
     public long IdleTimeoutMs { get; }

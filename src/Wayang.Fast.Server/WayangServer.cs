@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Wayang.Fast.Control.Audit;
 using Wayang.Fast.Control.Definitions;
+using Wayang.Fast.Control.Plugins;
 using Wayang.Fast.Control.Tenancy;
 using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Protocol.Framing;
@@ -30,14 +31,17 @@ public sealed class WayangServer : IAsyncDisposable
     private readonly ServerCore _core;
     private readonly ExecutionEngine _execution;
     private readonly AuditLog _audit;
+    private readonly SecretsPlane _secrets;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _stopLock = new();
     private IHost? _host;
     private Task? _stopTask;
 
-    private WayangServer(WayangServerOptions options, ILogger logger, FasterStateStore store, ExecutionEngine execution, AuditLog audit, ServerCore core, string keyFile, string? bootstrapKey)
+    private WayangServer(WayangServerOptions options, ILogger logger, FasterStateStore store, ExecutionEngine execution, AuditLog audit, SecretsPlane secrets,
+        ServerCore core, string keyFile, string? bootstrapKey)
     {
         _audit = audit;
+        _secrets = secrets;
         _options = options;
         _logger = logger;
         _store = store;
@@ -72,6 +76,7 @@ public sealed class WayangServer : IAsyncDisposable
         WayangServer? server = null;
         ExecutionEngine? execution = null;
         AuditLog? audit = null;
+        SecretsPlane? secrets = null;
         var metrics = new Metrics.ServerMetrics();
         // Hooked before the first write, so the bootstrap commit is measured too.
         store.Metrics.CommitObserved = metrics.JournalCommit;
@@ -100,8 +105,10 @@ public sealed class WayangServer : IAsyncDisposable
             execution = await ExecutionEngine.OpenAsync(store, options.Execution, options.Inference,
                 logger: loggerFactory.CreateLogger("Wayang.Fast.Execution"), cancellationToken: ct).ConfigureAwait(false);
             agents.Attach(execution);
-            var core = new ServerCore(options, tenants, logger, metrics, execution, audit, agents);
-            server = new WayangServer(options, logger, store, execution, audit, core, keyFile, created?.Secret);
+            secrets = SecretsPlane.Open(store, options.Secrets, store.DataDirectory, loggerFactory.CreateLogger("Wayang.Fast.Secrets"));
+            var plugins = new PluginRegistry(store, new PluginRegistryOptions { ServerVersion = ServerCore.ServerVersion });
+            var core = new ServerCore(options, tenants, logger, metrics, execution, audit, agents, secrets, plugins);
+            server = new WayangServer(options, logger, store, execution, audit, secrets, core, keyFile, created?.Secret);
             await server.StartHostAsync(address, loggerFactory, ct).ConfigureAwait(false);
             Log.Started(logger, server.ProtocolEndPoint.ToString(), server.HttpEndPoint?.ToString() ?? "disabled", store.DataDirectory, options.Durability.ToString());
             return server;
@@ -114,6 +121,8 @@ public sealed class WayangServer : IAsyncDisposable
             }
             else
             {
+                if (secrets is not null)
+                    await secrets.DisposeAsync().ConfigureAwait(false);
                 if (execution is not null)
                     await execution.DisposeAsync().ConfigureAwait(false);
                 if (audit is not null)
@@ -296,6 +305,14 @@ public sealed class WayangServer : IAsyncDisposable
             }
 
             // After the sessions (nothing calls the engine any more), before the store it writes to.
+            try
+            {
+                await _secrets.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                Log.ShutdownStepFailed(_logger, "stop the secrets plane", ex);
+            }
             try
             {
                 await _execution.DisposeAsync().ConfigureAwait(false);

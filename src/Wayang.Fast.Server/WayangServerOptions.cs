@@ -39,9 +39,9 @@ public sealed class WayangServerOptions
     // hop per read (measured in bench/RESULTS.md). Turn it off when embedding plane code that might block.
     public bool InlineSocketScheduling { get; set; } = true;
 
-    // The thread pool's minimum worker count, raised (never lowered) at start. FASTER blocks pool threads: two during
-    // each journal commit (one waits on the commit-metadata write while another performs it), and every writer while
-    // the journal's in-memory tail is full and waiting for a flush. At the runtime default of one worker per core that
+    // The thread pool's minimum worker count, raised (never lowered) at start. FASTER blocks pool threads: its data-page
+    // writes and the commit record's write run synchronously on them, and (before the store's admission queue) every
+    // writer blocked while the journal's in-memory tail was full. At the runtime default of one worker per core that
     // starved a 2-core server into multi-second stalls under load, until the pool's starvation detector added threads
     // (bench/RESULTS.md). Null = max(16, 2 x cores); 0 = leave the process's pool alone (embedders that manage it).
     public int? MinThreadPoolThreads { get; set; }
@@ -57,6 +57,9 @@ public sealed class WayangServerOptions
     // What AGENT nodes call. Null (today: no inference plane in this process): workflows with AGENT nodes are refused
     // with AGENT_UNAVAILABLE at registration. Set by the embedding code, never bound from configuration.
     public IInferenceGateway? Inference { get; set; }
+
+    // Secrets (section "Wayang:Server:Secrets"): the key-encryption provider and the rotation-policy check.
+    public SecretsOptions Secrets { get; set; } = new();
 
     // The one-time notice with the bootstrap admin key goes to stdout (never to the log sink). Tests turn it off.
     public bool PrintBootstrapKey { get; set; } = true;
@@ -84,6 +87,7 @@ public sealed class WayangServerOptions
         if (DefaultInitialStreamCredit == 0 || DefaultInitialStreamCredit > Limits.MaxStreamCredit)
             throw new ArgumentOutOfRangeException(nameof(DefaultInitialStreamCredit), DefaultInitialStreamCredit, "Must be 1..1000000.");
         ValidateExecution(Execution ?? throw new ArgumentNullException(nameof(Execution)));
+        (Secrets ?? throw new ArgumentNullException(nameof(Secrets))).Validate();
     }
 
     private static void ValidateExecution(ExecutionOptions e)

@@ -236,6 +236,14 @@ internal static class GoldenVectors
                 Assert.Equal("{\"id\":\"helper\",\"model\":\"m\"}"u8.ToArray(), m.DefinitionJson);
                 Assert.Empty(m.DefinitionMsgPack);
             }),
+        Message("request-secret-put", "REQUEST opcode SecretPut (0x0130) on stream 23: write the value \"s3cr3t\" at payments/stripe/api-key in the caller's tenant, only if the secret does not exist yet (Cas 0).",
+            FrameType.Request, 23, Opcode.SecretPut,
+            new SecretWriteRequest { TenantId = "", Path = "payments/stripe/api-key", Value = "s3cr3t"u8.ToArray(), Cas = 0 },
+            m => Assert.Equal(("", "payments/stripe/api-key", "s3cr3t", 0L), (m.TenantId, m.Path, System.Text.Encoding.UTF8.GetString(m.Value), m.Cas))),
+        Message("stream-secret-event", "STREAM frame of SecretWatch (0x0138) on stream 25: a ROTATED event (kind 1) for version 3 of payments/stripe/api-key in tenant acme, nothing dropped.",
+            FrameType.Stream, 25, Opcode.SecretWatch,
+            new SecretEventDto { Kind = 1, TenantId = "acme", Path = "payments/stripe/api-key", Version = 3, AtMs = 1700000040000, Detail = "", Dropped = 0 },
+            m => Assert.Equal((1, "acme", "payments/stripe/api-key", 3, 1700000040000L, 0L), ((int)m.Kind, m.TenantId, m.Path, m.Version, m.AtMs, m.Dropped))),
         Message("response-audit-query", "RESPONSE to AuditQuery (0x0110) on stream 21: one DENIED record (outcome 2) of opcode RunSubmit, its 32-byte previous hash (zeros: the first record) and hash, and no next page (0).",
             FrameType.Response, 21, Opcode.AuditQuery,
             new AuditQueryResponse

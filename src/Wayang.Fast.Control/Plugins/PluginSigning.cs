@@ -36,6 +36,13 @@ public static class PluginSigning
         }
     }
 
+    // The public key of a raw private seed (the CLI's key files hold only the seed).
+    public static byte[] PublicKeyOf(ReadOnlySpan<byte> privateKey)
+    {
+        using var key = Key.Import(Ed25519, privateKey, KeyBlobFormat.RawPrivateKey);
+        return key.PublicKey.Export(KeyBlobFormat.RawPublicKey);
+    }
+
     // False for a malformed key or signature as well as for a signature that does not match.
     public static bool Verify(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> manifest, ReadOnlySpan<byte> signature)
     {

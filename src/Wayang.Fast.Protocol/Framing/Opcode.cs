@@ -38,6 +38,31 @@ public enum Opcode : ushort
     DefinitionList = 0x0123,
     DefinitionGet = 0x0124,
 
+    // Control: secrets
+    SecretPut = 0x0130,
+    SecretGet = 0x0131,
+    SecretList = 0x0132,
+    SecretHistory = 0x0133,
+    SecretRotate = 0x0134,
+    SecretDisable = 0x0135,
+    SecretDestroy = 0x0136,
+    SecretPolicySet = 0x0137,
+    SecretWatch = 0x0138,
+    SecretRotationReport = 0x0139,
+    MasterKeyRotate = 0x013A,
+
+    // Control: plugins and their trust stores
+    PluginUpload = 0x0140,
+    PluginList = 0x0141,
+    PluginShow = 0x0142,
+    PluginEnable = 0x0143,
+    PluginDisable = 0x0144,
+    PluginConfigure = 0x0145,
+    TrustKeyAdd = 0x0146,
+    TrustKeyList = 0x0147,
+    TrustKeyRevoke = 0x0148,
+    PluginPolicySet = 0x0149,
+
     // Execution: workflows
     WorkflowRegister = 0x0201,
     WorkflowGet = 0x0202,

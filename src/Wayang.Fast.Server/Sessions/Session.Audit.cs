@@ -11,10 +11,12 @@ internal sealed partial class Session
 {
     // An audited change: the handler runs, then its outcome (ALLOWED, or FAILED/DENIED with the error's code) is
     // recorded, then the reply is written. tenantId: the tenant the change acts in.
+    // resourceOnSuccess: what the success record names when the handler learns more than the request said (the version
+    // a "latest" read resolved to).
     private void StartAudited<TRequest, TResponse>(uint streamId, Opcode opcode, long start, TRequest body, string resource, string tenantId,
-        Func<Session, TRequest, CancellationToken, ValueTask<TResponse>> handler)
+        Func<Session, TRequest, CancellationToken, ValueTask<TResponse>> handler, Func<TResponse, string>? resourceOnSuccess = null)
     {
-        StartUnary(streamId, opcode, start, (Body: body, Resource: resource, Tenant: tenantId, Opcode: opcode, Handler: handler), static async (s, req, ct) =>
+        StartUnary(streamId, opcode, start, (Body: body, Resource: resource, Tenant: tenantId, Opcode: opcode, Handler: handler, OnSuccess: resourceOnSuccess), static async (s, req, ct) =>
         {
             TResponse response;
             try
@@ -23,10 +25,12 @@ internal sealed partial class Session
             }
             catch (WayangException ex)
             {
-                await s.RecordAsync(req.Opcode, req.Tenant, ex.Error.Code == ErrorCode.PermissionDenied ? AuditOutcome.Denied : AuditOutcome.Failed, ex.Error.Code, req.Resource).ConfigureAwait(false);
+                // The error's details go on record too: every reason a plugin was rejected, every schema violation.
+                await s.RecordAsync(req.Opcode, req.Tenant, ex.Error.Code == ErrorCode.PermissionDenied ? AuditOutcome.Denied : AuditOutcome.Failed, ex.Error.Code, req.Resource,
+                    ex.Error.Details).ConfigureAwait(false);
                 throw;
             }
-            await s.RecordAsync(req.Opcode, req.Tenant, AuditOutcome.Allowed, ErrorCode.None, req.Resource).ConfigureAwait(false);
+            await s.RecordAsync(req.Opcode, req.Tenant, AuditOutcome.Allowed, ErrorCode.None, req.OnSuccess?.Invoke(response) ?? req.Resource).ConfigureAwait(false);
             return response;
         });
     }
@@ -51,7 +55,8 @@ internal sealed partial class Session
         await FinishAsync().ConfigureAwait(false);
     }
 
-    private async ValueTask RecordAsync(Opcode opcode, string tenantId, AuditOutcome outcome, ErrorCode reason, string resource)
+    private async ValueTask RecordAsync(Opcode opcode, string tenantId, AuditOutcome outcome, ErrorCode reason, string resource,
+        IReadOnlyDictionary<string, string>? details = null)
     {
         var audit = _server.Audit;
         if (audit is null)
@@ -68,8 +73,23 @@ internal sealed partial class Session
             Outcome = outcome,
             Reason = reason == ErrorCode.None ? "" : ErrorRegistry.NameOf(reason),
             ConnectionId = Id,
-            Details = Remote is null ? null : new Dictionary<string, string>(StringComparer.Ordinal) { ["remote"] = Remote },
+            Details = AuditDetails(Remote, details),
         }).ConfigureAwait(false);
+    }
+
+    private static Dictionary<string, string>? AuditDetails(string? remote, IReadOnlyDictionary<string, string>? details)
+    {
+        if (remote is null && (details is null || details.Count == 0))
+            return null;
+        var all = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (details is not null)
+        {
+            foreach (var (k, v) in details)
+                all[k] = v;
+        }
+        if (remote is not null)
+            all["remote"] = remote;
+        return all;
     }
 
     private void DispatchAudit(in Frame frame, uint streamId, Opcode opcode, long start)

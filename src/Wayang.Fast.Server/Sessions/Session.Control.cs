@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Rbac;
 using Wayang.Fast.Control.Tenancy;
@@ -122,6 +124,21 @@ internal sealed partial class Session
             return false;
         }
         return true;
+    }
+
+    // Decodes a request and scopes the tenant it names (tenantOf; "" is the caller's own), answering BAD_BODY or the
+    // scoping refusal itself when either fails.
+    private bool TryDecodeInTenant<T>(in ReadOnlySequence<byte> body, uint streamId, Opcode opcode, long start, Func<T, string?> tenantOf,
+        [NotNullWhen(true)] out T? request, out string tenantId, bool allowEmpty = false)
+        where T : class, new()
+    {
+        tenantId = "";
+        if (!TryDecode(body, out request, allowEmpty))
+        {
+            _writer.WriteError(streamId, opcode, ErrorCode.BadBody, start);
+            return false;
+        }
+        return TryScopeTenant(tenantOf(request), streamId, opcode, start, out tenantId);
     }
 
     // Naming a tenant the principal may not act in: an audited PERMISSION_DENIED.

@@ -139,6 +139,14 @@ internal sealed partial class Session
                 DispatchDefinitions(in frame, streamId, opcode, start);
                 return;
 
+            case >= Opcode.SecretPut and <= Opcode.MasterKeyRotate:
+                DispatchSecrets(in frame, streamId, opcode, start);
+                return;
+
+            case >= Opcode.PluginUpload and <= Opcode.PluginPolicySet:
+                DispatchPlugins(in frame, streamId, opcode, start);
+                return;
+
             case >= Opcode.WorkflowRegister and <= (Opcode)0x02ff:
                 DispatchExecution(in frame, streamId, opcode, start);
                 return;
