@@ -11,6 +11,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Wayang.Fast.Control.Audit;
 using Wayang.Fast.Control.Definitions;
 using Wayang.Fast.Control.Plugins;
+using Wayang.Fast.Control.Secrets;
 using Wayang.Fast.Control.Tenancy;
 using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Protocol.Framing;
@@ -42,6 +43,7 @@ public sealed class WayangServer : IAsyncDisposable
     {
         _audit = audit;
         _secrets = secrets;
+        Credentials = new CredentialResolver(secrets.Store);
         _options = options;
         _logger = logger;
         _store = store;
@@ -55,6 +57,13 @@ public sealed class WayangServer : IAsyncDisposable
     public IPEndPoint? HttpEndPoint { get; private set; }
     // Only on the start that created it; later starts get null (the key exists only as a hash).
     public string? BootstrapAdminKey { get; }
+
+    // In-process rotation hooks for an embedding service: every secret change and rotation event, after it is durable
+    // (the same events SecretWatch streams). Subscribe returns the IDisposable that unsubscribes.
+    public SecretEvents SecretEvents => _secrets.Store.Events;
+
+    // Resolves `secret://` credential references for a principal with its tenant and permissions.
+    public CredentialResolver Credentials { get; }
     public string BootstrapKeyFile { get; }
     public Task Completion => _completion.Task;
 

@@ -95,6 +95,25 @@ public sealed class SecretsServerTests
     }
 
     [Fact]
+    public async Task An_embedding_service_gets_rotations_as_in_process_callbacks()
+    {
+        await using var h = await ExecutionHarness.StartAsync();
+        var rotated = new TaskCompletionSource<Control.Secrets.SecretEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var subscription = h.Server.Server.SecretEvents.Subscribe(e =>
+        {
+            if (e.Kind == Control.Secrets.SecretEventKind.Rotated)
+                rotated.TrySetResult(e);
+        });
+
+        await using var dev = await h.ConnectAsync("developer");
+        await dev.CallAsync<SecretWriteRequest, SecretVersionDto>(Opcode.SecretPut, new SecretWriteRequest { Path = "smtp/password", Value = Utf8("p1") });
+        await dev.CallAsync<SecretWriteRequest, SecretVersionDto>(Opcode.SecretRotate, new SecretWriteRequest { Path = "smtp/password", Value = Utf8("p2") });
+
+        var e = await rotated.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal((ExecutionHarness.Tenant, "smtp/password", 2), (e.Tenant, e.Path, e.Version));
+    }
+
+    [Fact]
     public async Task Known_secret_values_never_reach_the_data_directory_or_the_logs()
     {
         string[] values = ["PLAINTEXT-CANARY-one-7f3a9c", "PLAINTEXT-CANARY-two-b81e44", "PLAINTEXT-CANARY-rotated-0d2c61"];
