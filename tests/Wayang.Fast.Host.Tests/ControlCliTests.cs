@@ -1,8 +1,5 @@
-using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Wayang.Fast.Client;
-using Wayang.Fast.Server;
 
 namespace Wayang.Fast.Host.Tests;
 
@@ -21,48 +18,22 @@ public sealed class ControlCliTests : IAsyncLifetime
         { "id": "Not An Id!", "nodes": [], "colour": "blue" }
         """;
 
-    private readonly TempDirectory _data = new();
-    private WayangServer _server = null!;
+    private CliTenantServer _shop = null!;
     private Dictionary<string, string?> _admin = null!, _dev = null!, _viewer = null!, _auditor = null!;
     private string _viewerKeyId = "";
 
     public async Task InitializeAsync()
     {
-        _server = await WayangServer.StartAsync(new WayangServerOptions
-        {
-            DataDirectory = Path.Combine(_data.Path, "data"),
-            Port = 0,
-            HttpPort = -1,
-            PrintBootstrapKey = false,
-            Durability = Storage.DurabilityMode.Relaxed,
-        });
-        var endpoint = "127.0.0.1:" + _server.ProtocolEndPoint.Port.ToString(CultureInfo.InvariantCulture);
-        Dictionary<string, string?> As(string key) => new() { ["WAYANG_SERVER"] = endpoint, ["WAYANG_API_KEY"] = key };
-        await using var platform = await WayangClient.ConnectAsync(new WayangClientOptions
-        {
-            Host = "127.0.0.1",
-            Port = _server.ProtocolEndPoint.Port,
-            ApiKey = _server.BootstrapAdminKey!,
-            KeepAliveInterval = TimeSpan.Zero,
-        });
-        await platform.CreateTenantAsync("shop");
-        _admin = As((await platform.CreateKeyAsync("shop", "boss", ["tenant-admin"])).Secret);
-        _dev = As((await platform.CreateKeyAsync("shop", "dev", ["developer"])).Secret);
-        _auditor = As((await platform.CreateKeyAsync("shop", "audit", ["auditor"])).Secret);
-        var viewer = await platform.CreateKeyAsync("shop", "look", ["viewer"]);
-        _viewer = As(viewer.Secret);
-        _viewerKeyId = viewer.Key.KeyId;
+        _shop = await CliTenantServer.StartAsync(("tenant-admin", "boss"), ("developer", "dev"), ("auditor", "audit"), ("viewer", "look"));
+        (_admin, _dev, _auditor, _viewer) = (_shop.As("tenant-admin"), _shop.As("developer"), _shop.As("auditor"), _shop.As("viewer"));
+        _viewerKeyId = _shop.KeyId("viewer");
     }
 
-    public async Task DisposeAsync()
-    {
-        await _server.DisposeAsync();
-        _data.Dispose();
-    }
+    public async Task DisposeAsync() => await _shop.DisposeAsync();
 
     private string WriteFile(string name, string content)
     {
-        var path = Path.Combine(_data.Path, name);
+        var path = Path.Combine(_shop.DataPath, name);
         File.WriteAllText(path, content);
         return path;
     }

@@ -1,49 +1,23 @@
-using System.Globalization;
 using System.Text;
-using Wayang.Fast.Client;
 using Wayang.Fast.Control.Plugins;
-using Wayang.Fast.Server;
 
 namespace Wayang.Fast.Host.Tests;
 
 // `wayang secrets` and `wayang plugins` against a real in-process server.
 public sealed class SecretsPluginsCliTests : IAsyncLifetime
 {
-    private readonly TempDirectory _data = new();
-    private WayangServer _server = null!;
+    private CliTenantServer _shop = null!;
     private Dictionary<string, string?> _admin = null!, _dev = null!;
 
     public async Task InitializeAsync()
     {
-        _server = await WayangServer.StartAsync(new WayangServerOptions
-        {
-            DataDirectory = Path.Combine(_data.Path, "data"),
-            Port = 0,
-            HttpPort = -1,
-            PrintBootstrapKey = false,
-            Durability = Storage.DurabilityMode.Relaxed,
-        });
-        var endpoint = "127.0.0.1:" + _server.ProtocolEndPoint.Port.ToString(CultureInfo.InvariantCulture);
-        Dictionary<string, string?> As(string key) => new() { ["WAYANG_SERVER"] = endpoint, ["WAYANG_API_KEY"] = key };
-        await using var platform = await WayangClient.ConnectAsync(new WayangClientOptions
-        {
-            Host = "127.0.0.1",
-            Port = _server.ProtocolEndPoint.Port,
-            ApiKey = _server.BootstrapAdminKey!,
-            KeepAliveInterval = TimeSpan.Zero,
-        });
-        await platform.CreateTenantAsync("shop");
-        _admin = As((await platform.CreateKeyAsync("shop", "boss", ["tenant-admin"])).Secret);
-        _dev = As((await platform.CreateKeyAsync("shop", "dev", ["developer"])).Secret);
+        _shop = await CliTenantServer.StartAsync(("tenant-admin", "boss"), ("developer", "dev"));
+        (_admin, _dev) = (_shop.As("tenant-admin"), _shop.As("developer"));
     }
 
-    public async Task DisposeAsync()
-    {
-        await _server.DisposeAsync();
-        _data.Dispose();
-    }
+    public async Task DisposeAsync() => await _shop.DisposeAsync();
 
-    private string Path_(string name) => Path.Combine(_data.Path, name);
+    private string Path_(string name) => Path.Combine(_shop.DataPath, name);
 
     private static async Task<CliRun> OkAsync(Dictionary<string, string?> who, params string[] args)
     {

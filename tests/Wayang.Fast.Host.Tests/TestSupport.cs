@@ -67,3 +67,60 @@ internal static partial class ServeOutput
     [GeneratedRegex(@"listening on (?<host>[^\s]+):(?<port>\d+) ")]
     public static partial Regex ListeningLine();
 }
+
+// A real in-process server with tenant "shop" and one API key per role asked for, for CLI tests: As(role) is the
+// environment (WAYANG_SERVER, WAYANG_API_KEY) a CLI run uses to act as that key.
+internal sealed class CliTenantServer : IAsyncDisposable
+{
+    public const string Tenant = "shop";
+
+    private readonly TempDirectory _data = new();
+    private readonly Dictionary<string, Dictionary<string, string?>> _environments = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _keyIds = new(StringComparer.Ordinal);
+    private Server.WayangServer _server = null!;
+
+    public string DataPath => _data.Path;
+
+    public Dictionary<string, string?> As(string role) => _environments[role];
+
+    public string KeyId(string role) => _keyIds[role];
+
+    public static async Task<CliTenantServer> StartAsync(params (string Role, string KeyName)[] keys)
+    {
+        var harness = new CliTenantServer();
+        harness._server = await Server.WayangServer.StartAsync(new Server.WayangServerOptions
+        {
+            DataDirectory = Path.Combine(harness._data.Path, "data"),
+            Port = 0,
+            HttpPort = -1,
+            PrintBootstrapKey = false,
+            Durability = Storage.DurabilityMode.Relaxed,
+        });
+        int port = harness._server.ProtocolEndPoint.Port;
+        await using var platform = await Client.WayangClient.ConnectAsync(new Client.WayangClientOptions
+        {
+            Host = "127.0.0.1",
+            Port = port,
+            ApiKey = harness._server.BootstrapAdminKey!,
+            KeepAliveInterval = TimeSpan.Zero,
+        });
+        await platform.CreateTenantAsync(Tenant);
+        foreach (var (role, name) in keys)
+        {
+            var created = await platform.CreateKeyAsync(Tenant, name, [role]);
+            harness._keyIds[role] = created.Key.KeyId;
+            harness._environments[role] = new()
+            {
+                ["WAYANG_SERVER"] = "127.0.0.1:" + port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["WAYANG_API_KEY"] = created.Secret,
+            };
+        }
+        return harness;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        _data.Dispose();
+    }
+}
