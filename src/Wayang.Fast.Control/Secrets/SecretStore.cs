@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Storage;
 
@@ -10,12 +11,14 @@ namespace Wayang.Fast.Control.Secrets;
 
 // Per-tenant, versioned secrets with envelope encryption: each version has its own data key from the provider and its
 // value is sealed with AES-256-GCM under associated data naming tenant, path and version (AssociatedData). Metadata is
-// loaded at construction; reads are lock-free over immutable snapshots, mutations are serialized and visible only
-// once durable. Values never leave this class except as a GetAsync result: not in events, errors or metadata.
-// Another tenant's secret answers exactly like a missing one.
+// loaded at construction and kept in memory; each version's sealed value is a record of its own, read when needed
+// (SealedKey), so neither a record nor memory grows with value size times versions. Reads are lock-free over
+// immutable snapshots, mutations are serialized and visible only once durable. Values never leave this class except
+// as a GetAsync result: not in events, errors or metadata. Another tenant's secret answers exactly like a missing one.
 public sealed class SecretStore
 {
     private const string Prefix = "secret/";
+    private const string SealedPrefix = "secret-v/";
     private const string ReferenceScheme = "secret://";
     private const int NonceBytes = 12;
     private const int TagBytes = 16;
@@ -60,9 +63,10 @@ public sealed class SecretStore
         if (entry is null)
             throw version == 0 ? Unavailable(path, "has no active version") : NotFound(path, version);
         if (entry.State != SecretVersionState.Active)
-            throw Unavailable(path, $"version {entry.Version} is {entry.State.ToString().ToLowerInvariant()}");
+            throw Unavailable(path, $"version {entry.Version} is {StateName(entry)}");
 
-        var wrapped = new WrappedDataKey(entry.KeyId!, entry.WrappedKey!);
+        var stored = ReadSealed(tenant, path, entry.Version);
+        var wrapped = WrappedOf(stored);
         var cacheKey = DataKeyCache.KeyOf(wrapped);
         var key = new byte[KeyContext.DataKeyBytes];
         try
@@ -74,12 +78,12 @@ public sealed class SecretStore
                 CryptographicOperations.ZeroMemory(unwrapped);
                 _cache.Add(cacheKey, key);
             }
-            var sealedValue = entry.Ciphertext!;
+            var sealedValue = stored.Ciphertext;
             var value = new byte[sealedValue.Length - TagBytes];
             try
             {
                 using var aes = new AesGcm(key, TagBytes);
-                aes.Decrypt(entry.Nonce, sealedValue.AsSpan(0, value.Length), sealedValue.AsSpan(value.Length), value, AssociatedData(tenant, path, entry.Version));
+                aes.Decrypt(stored.Nonce, sealedValue.AsSpan(0, value.Length), sealedValue.AsSpan(value.Length), value, AssociatedData(tenant, path, entry.Version));
             }
             catch (AuthenticationTagMismatchException ex)
             {
@@ -115,7 +119,7 @@ public sealed class SecretStore
         {
             var entry = FindVersion(secret, version) ?? throw NotFound(path, version);
             if (!entry.HasValue)
-                throw Unavailable(path, $"version {version} is {entry.State.ToString().ToLowerInvariant()}");
+                throw Unavailable(path, $"version {version} is {StateName(entry)}");
             var target = disabled ? SecretVersionState.Disabled : SecretVersionState.Active;
             if (entry.State == target)
                 return null;
@@ -134,19 +138,14 @@ public sealed class SecretStore
                 var entry = FindVersion(secret, version) ?? throw NotFound(path, version);
                 if (!entry.HasValue)
                     return null;
-                Forget(entry);
-                return (Replace(secret, Strip(entry, SecretVersionState.Destroyed)), new Change(SecretEventKind.Destroyed, version, principal));
+                return (Replace(secret, entry with { State = SecretVersionState.Destroyed }), new Change(SecretEventKind.Destroyed, version, principal));
             }, ct).ConfigureAwait(false);
             return;
         }
         await _writeLock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var secret = Find(tenant, path);
-            await _store.DeleteAsync(Key(tenant, path), CancellationToken.None).ConfigureAwait(false);
-            _tenants[tenant].TryRemove(path, out _);
-            foreach (var entry in secret.Versions)
-                Forget(entry);
+            await CommitAsync(tenant, path, Find(tenant, path), null).ConfigureAwait(false);
             Publish(SecretEventKind.Destroyed, tenant, path, 0, principal);
         }
         finally
@@ -194,8 +193,7 @@ public sealed class SecretStore
                     if (now < Math.Max(secret.Versions[^1].CreatedAtMs, secret.RotationAnnouncedAtMs) + periodMs)
                         continue;
                     var announced = secret with { RotationAnnouncedAtMs = now };
-                    await PersistAsync(tenant, path, announced).ConfigureAwait(false);
-                    secrets[path] = announced;
+                    await CommitAsync(tenant, path, secret, announced).ConfigureAwait(false);
                     Publish(SecretEventKind.RotationDue, tenant, path, announced.CurrentVersion, null);
                     due.Add(ToMetadata(tenant, path, announced));
                 }
@@ -209,7 +207,8 @@ public sealed class SecretStore
     }
 
     // Re-wraps every stored data key under the provider's current key-encryption key, one secret at a time under the
-    // write lock, so writes interleave and reads (over snapshots whose old wrapping still unwraps) never stop.
+    // write lock, so writes interleave and reads never stop: a read takes whichever wrapping the sealed record holds
+    // at that moment, and the old key-encryption key still unwraps until it is retired.
     public async Task<int> RewrapAllAsync(CancellationToken ct = default)
     {
         int count = 0;
@@ -220,21 +219,8 @@ public sealed class SecretStore
                 await _writeLock.WaitAsync(ct).ConfigureAwait(false);
                 try
                 {
-                    if (!secrets.TryGetValue(path, out var secret))
-                        continue;
-                    var versions = (StoredSecretVersion[])secret.Versions.Clone();
-                    var context = Context(tenant, path);
-                    for (int i = 0; i < versions.Length; i++)
-                    {
-                        if (!versions[i].HasValue)
-                            continue;
-                        var rewrapped = await _provider.RewrapAsync(new WrappedDataKey(versions[i].KeyId!, versions[i].WrappedKey!), context, ct).ConfigureAwait(false);
-                        versions[i] = versions[i] with { Provider = _provider.Name, KeyId = rewrapped.KeyId, WrappedKey = rewrapped.Ciphertext };
-                        count++;
-                    }
-                    var updated = secret with { Versions = versions };
-                    await PersistAsync(tenant, path, updated).ConfigureAwait(false);
-                    secrets[path] = updated;
+                    if (secrets.TryGetValue(path, out var secret))
+                        count += await RewrapAsync(tenant, path, secret, ct).ConfigureAwait(false);
                 }
                 finally
                 {
@@ -255,8 +241,8 @@ public sealed class SecretStore
             {
                 foreach (var version in secret.Versions)
                 {
-                    if (version.HasValue)
-                        ids.Add(version.KeyId!);
+                    if (version.HasValue && version.KeyId is not null)
+                        ids.Add(version.KeyId);
                 }
             }
         }
@@ -313,14 +299,15 @@ public sealed class SecretStore
                 var sealedValue = new byte[value.Length + TagBytes];
                 using (var aes = new AesGcm(dataKey.Plaintext, TagBytes))
                     aes.Encrypt(nonce, value.Span, sealedValue.AsSpan(0, value.Length), sealedValue.AsSpan(value.Length), AssociatedData(tenant, path, version));
-                var entry = new StoredSecretVersion(version, SecretVersionState.Active, now, principal ?? "", _provider.Name,
-                    dataKey.Wrapped.KeyId, dataKey.Wrapped.Ciphertext, nonce, sealedValue);
+                var entry = new StoredSecretVersion(version, SecretVersionState.Active, now, principal ?? "", _provider.Name, dataKey.Wrapped.KeyId);
                 var secret = existing is null
                     ? new StoredSecret(_options.DefaultPolicy, now, now, null, 0, 0, [entry])
                     : Prune(existing with { UpdatedAtMs = now, Versions = [.. existing.Versions, entry] });
 
-                await PersistAsync(tenant, path, secret).ConfigureAwait(false);
-                _tenants.GetOrAdd(tenant, _ => new(StringComparer.Ordinal))[path] = secret;
+                // The sealed record before the metadata that mentions it: a crash in between leaves an orphan that
+                // Load deletes, never a version without its value. Not cancellable once issued (see CommitAsync).
+                await PutSealedAsync(tenant, path, version, new StoredSealedValue(dataKey.Wrapped.KeyId, dataKey.Wrapped.Ciphertext, nonce, sealedValue)).ConfigureAwait(false);
+                await CommitAsync(tenant, path, existing, secret).ConfigureAwait(false);
                 // The writer is the likeliest next reader: its first read skips the provider.
                 _cache.Add(DataKeyCache.KeyOf(dataKey.Wrapped), dataKey.Plaintext);
                 Publish(rotate ? SecretEventKind.Rotated : SecretEventKind.Written, tenant, path, version, principal);
@@ -345,11 +332,10 @@ public sealed class SecretStore
         await _writeLock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (change(Find(tenant, path)) is not var (changed, e))
+            var secret = Find(tenant, path);
+            if (change(secret) is not var (changed, e))
                 return;
-            var updated = changed with { UpdatedAtMs = NowMs() };
-            await PersistAsync(tenant, path, updated).ConfigureAwait(false);
-            _tenants[tenant][path] = updated;
+            await CommitAsync(tenant, path, secret, changed with { UpdatedAtMs = NowMs() }).ConfigureAwait(false);
             Publish(e.Kind, tenant, path, e.Version, e.Detail ?? e.Principal);
         }
         finally
@@ -358,31 +344,47 @@ public sealed class SecretStore
         }
     }
 
-    // Keeps the newest MaxVersions versions; older ones lose their ciphertext and stay in the history as pruned.
-    private StoredSecret Prune(StoredSecret secret)
+    // Keeps the newest MaxVersions versions; older ones stay in the history as pruned and CommitAsync deletes their
+    // sealed records.
+    private static StoredSecret Prune(StoredSecret secret)
     {
         int keepFrom = secret.CurrentVersion - secret.Policy.MaxVersions;
         if (!Array.Exists(secret.Versions, v => v.Version <= keepFrom && v.HasValue))
             return secret;
         return secret with
         {
-            Versions = Array.ConvertAll(secret.Versions, v =>
-            {
-                if (v.Version > keepFrom || !v.HasValue)
-                    return v;
-                Forget(v);
-                return Strip(v, SecretVersionState.Pruned);
-            }),
+            Versions = Array.ConvertAll(secret.Versions, v => v.Version > keepFrom || !v.HasValue ? v : v with { State = SecretVersionState.Pruned }),
         };
     }
 
-    private static StoredSecretVersion Strip(StoredSecretVersion version, SecretVersionState state) =>
-        version with { State = state, WrappedKey = null, Nonce = null, Ciphertext = null };
-
-    private void Forget(StoredSecretVersion version)
+    private async Task<int> RewrapAsync(string tenant, string path, StoredSecret secret, CancellationToken ct)
     {
-        if (version.HasValue)
-            _cache.Remove(DataKeyCache.KeyOf(new WrappedDataKey(version.KeyId!, version.WrappedKey!)));
+        var versions = (StoredSecretVersion[])secret.Versions.Clone();
+        var context = Context(tenant, path);
+        int count = 0;
+        try
+        {
+            for (int i = 0; i < versions.Length; i++)
+            {
+                if (!versions[i].HasValue)
+                    continue;
+                var stored = ReadSealed(tenant, path, versions[i].Version);
+                var rewrapped = await _provider.RewrapAsync(WrappedOf(stored), context, ct).ConfigureAwait(false);
+                // The sealed record first: it is what unwrapping uses. A crash before the metadata below only leaves
+                // the metadata naming the previous key-encryption key, which KeyIdsInUse then keeps reporting (so it
+                // is not retired) until the next rewrap corrects it.
+                await PutSealedAsync(tenant, path, versions[i].Version, stored with { KeyId = rewrapped.KeyId, WrappedKey = rewrapped.Ciphertext }).ConfigureAwait(false);
+                versions[i] = versions[i] with { Provider = _provider.Name, KeyId = rewrapped.KeyId };
+                count++;
+            }
+        }
+        finally
+        {
+            // Also when the provider fails or the caller cancels part way: the versions already re-wrapped are recorded.
+            if (count > 0)
+                await CommitAsync(tenant, path, secret, secret with { Versions = versions }).ConfigureAwait(false);
+        }
+        return count;
     }
 
     private static StoredSecret Replace(StoredSecret secret, StoredSecretVersion entry)
@@ -406,9 +408,48 @@ public sealed class SecretStore
         return tenant is not null && path is not null && _tenants.TryGetValue(tenant, out var secrets) && secrets.TryGetValue(path, out secret!);
     }
 
-    private async ValueTask PersistAsync(string tenant, string path, StoredSecret secret) =>
-        // Not cancellable once issued: a write that may be durable must also become visible.
-        await _store.PutAsync(Key(tenant, path), JsonSerializer.SerializeToUtf8Bytes(secret, SecretJsonContext.Default.StoredSecret), CancellationToken.None).ConfigureAwait(false);
+    // Makes after (null: the secret is gone) durable and visible, then deletes the sealed records of the versions that
+    // held a value in before and no longer do (destroyed, pruned, or the whole secret). Metadata first: a crash in
+    // between leaves orphans that Load deletes, never metadata offering a value that is gone. Not cancellable once
+    // issued: a write that may be durable must also become visible.
+    private async ValueTask CommitAsync(string tenant, string path, StoredSecret? before, StoredSecret? after)
+    {
+        if (after is null)
+        {
+            await _store.DeleteAsync(Key(tenant, path), CancellationToken.None).ConfigureAwait(false);
+            _tenants[tenant].TryRemove(path, out _);
+        }
+        else
+        {
+            await _store.PutAsync(Key(tenant, path), JsonSerializer.SerializeToUtf8Bytes(after, SecretJsonContext.Default.StoredSecret), CancellationToken.None).ConfigureAwait(false);
+            _tenants.GetOrAdd(tenant, _ => new(StringComparer.Ordinal))[path] = after;
+        }
+        foreach (var version in before?.Versions ?? [])
+        {
+            if (!version.HasValue || (after is not null && FindVersion(after, version.Version) is { HasValue: true }))
+                continue;
+            var key = SealedKey(tenant, path, version.Version);
+            if (_store.TryGet(Encoding.UTF8.GetBytes(key), out var record))
+                _cache.Remove(DataKeyCache.KeyOf(WrappedOf(Parse(record, SecretJsonContext.Default.StoredSealedValue, key))));
+            await _store.DeleteAsync(Encoding.UTF8.GetBytes(key), CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private ValueTask PutSealedAsync(string tenant, string path, int version, StoredSealedValue value) =>
+        _store.PutAsync(Encoding.UTF8.GetBytes(SealedKey(tenant, path, version)), JsonSerializer.SerializeToUtf8Bytes(value, SecretJsonContext.Default.StoredSealedValue), CancellationToken.None);
+
+    // A version's sealed record. Missing while the version holds a value is corruption; missing because a destroy or
+    // prune committed after the caller took its snapshot answers as the version's state now does.
+    private StoredSealedValue ReadSealed(string tenant, string path, int version)
+    {
+        var key = SealedKey(tenant, path, version);
+        if (_store.TryGet(Encoding.UTF8.GetBytes(key), out var record))
+            return Parse(record, SecretJsonContext.Default.StoredSealedValue, key);
+        var entry = FindVersion(Find(tenant, path), version) ?? throw NotFound(path, version);
+        throw entry.HasValue ? Corrupt(key, "the record is missing") : Unavailable(path, $"version {version} is {StateName(entry)}");
+    }
+
+    private static WrappedDataKey WrappedOf(StoredSealedValue value) => new(value.KeyId, value.WrappedKey);
 
     private void Publish(SecretEventKind kind, string tenant, string path, int version, string? detail) =>
         Events.Publish(new SecretEvent(kind, tenant, path, version, NowMs(), detail));
@@ -417,23 +458,49 @@ public sealed class SecretStore
     {
         foreach (var (keyBytes, value) in _store.ScanPrefix(Encoding.UTF8.GetBytes(Prefix)))
         {
-            var suffix = Encoding.UTF8.GetString(keyBytes.AsSpan(Prefix.Length));
+            var key = Encoding.UTF8.GetString(keyBytes);
+            var suffix = key[Prefix.Length..];
             int slash = suffix.IndexOf('/', StringComparison.Ordinal);
             if (slash <= 0 || !SecretPath.IsValid(suffix[(slash + 1)..]))
-                throw Corrupt(suffix, "malformed key");
-            StoredSecret? secret;
-            try
-            {
-                secret = JsonSerializer.Deserialize(value, SecretJsonContext.Default.StoredSecret);
-            }
-            catch (JsonException ex)
-            {
-                throw Corrupt(suffix, ex.Message);
-            }
-            if (secret is null || secret.Versions is not { Length: > 0 })
-                throw Corrupt(suffix, "no versions");
+                throw Corrupt(key, "malformed key");
+            var secret = Parse(value, SecretJsonContext.Default.StoredSecret, key);
+            if (secret.Versions is not { Length: > 0 })
+                throw Corrupt(key, "no versions");
+            // The single-record layout this branch started with: refused rather than read as versions whose values
+            // are missing (it never shipped, so there is nothing to migrate).
+            if (Array.Exists(secret.Versions, v => v.LegacyCiphertext is not null))
+                throw Corrupt(key, "it holds sealed values in the old single-record layout");
             Array.Sort(secret.Versions, (a, b) => a.Version.CompareTo(b.Version));
             _tenants.GetOrAdd(suffix[..slash], _ => new(StringComparer.Ordinal))[suffix[(slash + 1)..]] = secret;
+        }
+
+        // Orphans: sealed records that no Active or Disabled version mentions. A crash between the two steps of a write
+        // (sealed record put, metadata not yet) or of a destroy or prune (metadata committed, sealed record not yet
+        // deleted) leaves one; deleting it here restores "a sealed record exactly for each version holding a value".
+        // Waiting on the deletes blocks only the constructor's caller: nothing else can use this store yet.
+        foreach (var (keyBytes, _) in _store.ScanPrefix(Encoding.UTF8.GetBytes(SealedPrefix)))
+        {
+            var key = Encoding.UTF8.GetString(keyBytes);
+            var suffix = key[SealedPrefix.Length..];
+            int first = suffix.IndexOf('/', StringComparison.Ordinal);
+            int last = suffix.LastIndexOf('/');
+            if (first <= 0 || last <= first || !int.TryParse(suffix.AsSpan(last + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int version))
+                throw Corrupt(key, "malformed key");
+            if (TryFind(suffix[..first], suffix[(first + 1)..last], out var secret) && FindVersion(secret, version) is { HasValue: true })
+                continue;
+            _store.DeleteAsync(keyBytes, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+        }
+    }
+
+    private static T Parse<T>(byte[] value, JsonTypeInfo<T> type, string key)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(value, type) ?? throw Corrupt(key, "null record");
+        }
+        catch (JsonException ex)
+        {
+            throw Corrupt(key, ex.Message);
         }
     }
 
@@ -458,6 +525,13 @@ public sealed class SecretStore
 
     private static byte[] Key(string tenant, string path) => Encoding.UTF8.GetBytes(Prefix + tenant + "/" + path);
 
+    // "secret-v/" does not start with "secret/", so loading metadata never reads a sealed value. Zero-padded, so a
+    // secret's versions sort in order.
+    private static string SealedKey(string tenant, string path, int version) =>
+        string.Create(CultureInfo.InvariantCulture, $"{SealedPrefix}{tenant}/{path}/{version:D10}");
+
+    private static string StateName(StoredSecretVersion version) => version.State.ToString().ToLowerInvariant();
+
     private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
     private static Dictionary<string, string> Details(string key, string value) => new(StringComparer.Ordinal) { [key] = value };
@@ -470,5 +544,5 @@ public sealed class SecretStore
         new(new WayangError(ErrorCode.SecretVersionUnavailable, $"secret '{path}' {what}.", details: Details("path", path)));
 
     private static WayangException Corrupt(string key, string reason) =>
-        new(ErrorCode.StorageCorrupt, $"Stored secret '{key}' cannot be loaded: {reason}");
+        new(ErrorCode.StorageCorrupt, $"Stored secret record '{key}' cannot be loaded: {reason}");
 }

@@ -119,6 +119,7 @@ public sealed class LocalKeyProviderTests
         var contents = files.Select(File.ReadAllBytes).ToArray();
         // The stored records are there (so the scan looks at the right bytes)...
         Assert.Contains(contents, c => c.AsSpan().IndexOf("secret/acme/app/"u8) >= 0);
+        Assert.Contains(contents, c => c.AsSpan().IndexOf("secret-v/acme/app/"u8) >= 0);
         // ...and no value in any form.
         foreach (var value in values)
         {

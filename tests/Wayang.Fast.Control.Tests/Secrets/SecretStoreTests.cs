@@ -1,6 +1,7 @@
 using System.Text;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Secrets;
+using Wayang.Fast.Storage;
 using Wayang.Fast.Storage.Tests;
 
 namespace Wayang.Fast.Control.Tests.Secrets;
@@ -76,21 +77,57 @@ public sealed class SecretStoreTests
     }
 
     [Fact]
+    public async Task The_largest_values_at_the_highest_version_limit_fit_a_real_store()
+    {
+        using var dir = new TempDirectory("secrets");
+        var options = TestData.SmallOptions(dir.Path);
+        // Raised from SmallOptions' 8 KiB to hold one sealed 64 KiB value (base64 in JSON); the pages must fit one
+        // entry. The metadata of 100 versions is far below this too.
+        options.MaxValueBytes = 128 * 1024;
+        options.JournalPageBits = options.StorePageBits = 18;
+        options.JournalMemoryBits = options.JournalSegmentBits = 20;
+        options.StoreMemoryBits = 22;
+        var provider = new LocalKeyProvider(dir.Path);
+        var policy = new SecretPolicy(MaxVersions: 100);
+        byte[] ValueOf(int version) => Enumerable.Range(0, SecretPath.MaxValueBytes).Select(i => (byte)(i * 7 + version)).ToArray();
+
+        await using (var store = await FasterStateStore.OpenAsync(options, logger: null))
+        {
+            var secrets = new SecretStore(store, provider, new SecretStoreOptions { DefaultPolicy = policy });
+            for (int version = 1; version <= 100; version++)
+                Assert.Equal(version, (await secrets.PutAsync("acme", "big", ValueOf(version), null, "alice")).Version);
+            for (int version = 1; version <= 100; version++)
+                Assert.Equal(ValueOf(version), (await secrets.GetAsync("acme", "big", version)).Value);
+        }
+
+        // And after a restart (recovered store, cold cache).
+        await using (var store = await FasterStateStore.OpenAsync(options, logger: null))
+        {
+            var secrets = new SecretStore(store, provider);
+            Assert.All(secrets.GetMetadata("acme", "big").Versions, v => Assert.Equal(SecretVersionState.Active, v.State));
+            for (int version = 1; version <= 100; version += 33)
+                Assert.Equal(ValueOf(version), (await secrets.GetAsync("acme", "big", version)).Value);
+        }
+    }
+
+    [Fact]
     public async Task Versions_beyond_the_policy_are_pruned()
     {
         using var h = new SecretHarness();
         for (int i = 1; i <= 12; i++)
             await h.PutAsync("k", "v" + i);
         var meta = h.Secrets.GetMetadata("acme", "k");
+        Assert.Equal(10, h.State.ScanPrefix("secret-v/acme/k/"u8).Count);
         Assert.Equal(12, meta.Versions.Count);
         Assert.Equal([SecretVersionState.Pruned, SecretVersionState.Pruned], meta.Versions.Take(2).Select(v => v.State));
         Assert.All(meta.Versions.Skip(2), v => Assert.Equal(SecretVersionState.Active, v.State));
         await TestData.ThrowsWayangAsync(ErrorCode.SecretVersionUnavailable, () => h.ReadAsync("k", 2));
         Assert.Equal("v3", await h.ReadAsync("k", 3));
 
-        // A tighter policy prunes at once; the stored record no longer holds the pruned ciphertext.
+        // A tighter policy prunes at once; the pruned versions' sealed records are deleted.
         await h.Secrets.SetPolicyAsync("acme", "k", new SecretPolicy(MaxVersions: 1), "admin");
         Assert.Equal(11, h.Secrets.GetMetadata("acme", "k").Versions.Count(v => v.State == SecretVersionState.Pruned));
+        Assert.Equal([SecretHarness.SealedKey("k", 12)], h.State.ScanPrefix("secret-v/"u8).Select(r => Encoding.UTF8.GetString(r.Key)));
         Assert.Single(h.Secrets.KeyIdsInUse());
         Assert.Equal("v12", await h.ReadAsync("k"));
         await TestData.ThrowsWayangAsync(ErrorCode.SecretInvalid, () => h.Secrets.SetPolicyAsync("acme", "k", new SecretPolicy(MaxVersions: 101), "admin"));
@@ -112,6 +149,7 @@ public sealed class SecretStoreTests
 
         await h.Secrets.DestroyAsync("acme", "k", 1, "admin");
         Assert.Equal(SecretVersionState.Destroyed, h.Secrets.GetMetadata("acme", "k").Versions[0].State);
+        Assert.False(h.State.TryGet(Encoding.UTF8.GetBytes(SecretHarness.SealedKey("k", 1)), out _));
         await TestData.ThrowsWayangAsync(ErrorCode.SecretVersionUnavailable, () => h.ReadAsync("k", 1));
         await TestData.ThrowsWayangAsync(ErrorCode.SecretVersionUnavailable, () => h.Secrets.DisableVersionAsync("acme", "k", 1, true, "admin"));
         await TestData.ThrowsWayangAsync(ErrorCode.SecretNotFound, () => h.ReadAsync("k", 3));
@@ -119,6 +157,7 @@ public sealed class SecretStoreTests
         await h.Secrets.DestroyAsync("acme", "k", 0, "admin");
         await TestData.ThrowsWayangAsync(ErrorCode.SecretNotFound, () => h.ReadAsync("k"));
         Assert.Empty(h.State.ScanPrefix("secret/"u8));
+        Assert.Empty(h.State.ScanPrefix("secret-v/"u8));
         Assert.Equal(1, (await h.PutAsync("k", "fresh", cas: 0)).Version);
     }
 
@@ -127,36 +166,100 @@ public sealed class SecretStoreTests
     {
         using var h = new SecretHarness();
         await h.PutAsync("k", "value");
-        var key = Encoding.UTF8.GetBytes("secret/acme/k");
+        var key = Encoding.UTF8.GetBytes(SecretHarness.SealedKey("k", 1));
         Assert.True(h.State.TryGet(key, out var record));
         // Flip one bit inside the stored ciphertext (base64 in JSON): decode, flip, re-encode.
         var json = System.Text.Json.Nodes.JsonNode.Parse(record)!;
-        var sealedValue = Convert.FromBase64String(json["versions"]![0]!["ciphertext"]!.GetValue<string>());
+        var sealedValue = Convert.FromBase64String(json["ciphertext"]!.GetValue<string>());
         sealedValue[0] ^= 1;
-        json["versions"]![0]!["ciphertext"] = Convert.ToBase64String(sealedValue);
+        json["ciphertext"] = Convert.ToBase64String(sealedValue);
         await h.State.PutAsync(key, Encoding.UTF8.GetBytes(json.ToJsonString()));
 
         h.Reopen();
         await TestData.ThrowsWayangAsync(ErrorCode.SecretIntegrity, () => h.ReadAsync("k"));
     }
 
+    // withMetadata: the whole secret is copied to a new place; without: only the version record, over the one of a
+    // secret that lives there.
     [Theory]
-    [InlineData("secret/acme/moved")]
-    [InlineData("secret/globex/k")]
-    public async Task A_record_copied_to_another_path_or_tenant_fails_integrity(string target)
+    [InlineData("acme", "moved", true)]
+    [InlineData("globex", "k", true)]
+    [InlineData("acme", "moved", false)]
+    [InlineData("globex", "k", false)]
+    public async Task Records_copied_to_another_path_or_tenant_fail_integrity(string tenant, string path, bool withMetadata)
     {
         using var h = new SecretHarness();
         await h.PutAsync("k", "value");
-        Assert.True(h.State.TryGet("secret/acme/k"u8, out var record));
-        await h.State.PutAsync(Encoding.UTF8.GetBytes(target), record);
+        if (withMetadata)
+            await h.CopyRecordAsync("secret/acme/k", $"secret/{tenant}/{path}");
+        else
+            await h.PutAsync(path, "theirs", tenant: tenant);
+        await h.CopyRecordAsync(SecretHarness.SealedKey("k", 1), SecretHarness.SealedKey(path, 1, tenant));
 
         h.Reopen();
-        var tenant = target.Split('/')[1];
-        var path = target.Split('/', 3)[2];
         // Through the provider (the wrapped key's context) and through a warm cache (the value's associated data).
         await TestData.ThrowsWayangAsync(ErrorCode.SecretIntegrity, () => h.ReadAsync(path, tenant: tenant));
         Assert.Equal("value", await h.ReadAsync("k"));
         await TestData.ThrowsWayangAsync(ErrorCode.SecretIntegrity, () => h.ReadAsync(path, tenant: tenant));
+    }
+
+    [Fact]
+    public async Task A_version_record_copied_to_another_version_fails_integrity()
+    {
+        using var h = new SecretHarness();
+        await h.PutAsync("k", "one");
+        await h.PutAsync("k", "two");
+        await h.CopyRecordAsync(SecretHarness.SealedKey("k", 1), SecretHarness.SealedKey("k", 2));
+
+        h.Reopen();
+        Assert.Equal("one", await h.ReadAsync("k", 1));
+        // Same context, cached data key: only the associated data's version tells them apart.
+        await TestData.ThrowsWayangAsync(ErrorCode.SecretIntegrity, () => h.ReadAsync("k", 2));
+    }
+
+    [Fact]
+    public async Task Loading_deletes_orphaned_version_records()
+    {
+        using var h = new SecretHarness();
+        await h.PutAsync("k", "one");
+        await h.PutAsync("k", "two");
+        await h.PutAsync("k", "three");
+        await h.Secrets.DisableVersionAsync("acme", "k", 3, disabled: true, "admin");
+        await h.PutAsync("gone", "x");
+        // What crashes between the two steps leave: a destroyed version's record (destroy committed, delete not yet),
+        // a version the metadata never heard of (record put, metadata not yet), a record whose secret is gone.
+        await h.CopyRecordAsync(SecretHarness.SealedKey("k", 1), "keep-v1");
+        await h.Secrets.DestroyAsync("acme", "k", 1, "admin");
+        await h.CopyRecordAsync("keep-v1", SecretHarness.SealedKey("k", 1));
+        await h.CopyRecordAsync(SecretHarness.SealedKey("k", 2), SecretHarness.SealedKey("k", 4));
+        await h.CopyRecordAsync(SecretHarness.SealedKey("gone", 1), "keep-gone");
+        await h.Secrets.DestroyAsync("acme", "gone", 0, "admin");
+        await h.CopyRecordAsync("keep-gone", SecretHarness.SealedKey("gone", 1));
+        await h.CopyRecordAsync(SecretHarness.SealedKey("k", 2), SecretHarness.SealedKey("k", 2, "globex"));
+        Assert.Equal(6, h.State.ScanPrefix("secret-v/"u8).Count);
+
+        h.Reopen();
+        // Active and Disabled versions keep theirs.
+        Assert.Equal([SecretHarness.SealedKey("k", 2), SecretHarness.SealedKey("k", 3)],
+            h.State.ScanPrefix("secret-v/"u8).Select(r => Encoding.UTF8.GetString(r.Key)).Order());
+        Assert.Equal("two", await h.ReadAsync("k"));
+        await h.Secrets.DisableVersionAsync("acme", "k", 3, disabled: false, "admin");
+        Assert.Equal("three", await h.ReadAsync("k"));
+        Assert.Equal(4, (await h.PutAsync("k", "four")).Version);
+        Assert.Equal("four", await h.ReadAsync("k", 4));
+    }
+
+    [Fact]
+    public async Task A_record_in_the_old_single_record_layout_is_refused()
+    {
+        using var h = new SecretHarness();
+        await h.State.PutAsync("secret/acme/old"u8.ToArray(), """
+            {"policy":{"maxVersions":10,"rotateEveryDays":0},"createdAtMs":1,"updatedAtMs":1,"rotationAnnouncedAtMs":0,"lastRotationFailureAtMs":0,
+             "versions":[{"version":1,"state":0,"createdAtMs":1,"createdBy":"alice","provider":"local","keyId":"local-1",
+                          "wrappedKey":"AAAA","nonce":"AAAAAAAAAAAAAAAA","ciphertext":"AAAAAAAAAAAAAAAAAAAAAA=="}]}
+            """u8.ToArray());
+        var ex = TestData.ThrowsWayang(ErrorCode.StorageCorrupt, () => h.Reopen());
+        Assert.Contains("secret/acme/old", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -61,6 +61,15 @@ internal sealed class SecretHarness : IDisposable
     public Task<SecretVersionInfo> PutAsync(string path, string value, long? cas = null, string tenant = Tenant) =>
         Secrets.PutAsync(tenant, path, Encoding.UTF8.GetBytes(value), cas, "alice");
 
+    // Where version's sealed value is stored (the metadata is under "secret/<tenant>/<path>").
+    public static string SealedKey(string path, int version, string tenant = Tenant) => $"secret-v/{tenant}/{path}/{version:D10}";
+
+    public async Task CopyRecordAsync(string from, string to)
+    {
+        Assert.True(State.TryGet(Encoding.UTF8.GetBytes(from), out var record), from);
+        await State.PutAsync(Encoding.UTF8.GetBytes(to), record);
+    }
+
     public async Task<string> ReadAsync(string path, int version = 0, string tenant = Tenant) =>
         Encoding.UTF8.GetString((await Secrets.GetAsync(tenant, path, version)).Value);
 
