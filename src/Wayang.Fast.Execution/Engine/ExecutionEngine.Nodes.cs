@@ -202,7 +202,7 @@ public sealed partial class ExecutionEngine
         Task write;
         try
         {
-            write = Issue(_store.PutAsync(entry.Key, writer.Serialize(entry.State, ExecutionJsonContext.Default.RunState)));
+            write = Issue(_store.PutAsync(entry.Key, writer.SerializeRun(entry.State)));
         }
         finally
         {

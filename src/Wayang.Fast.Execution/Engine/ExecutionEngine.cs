@@ -420,11 +420,11 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
             Task pending;
             lock (entry.Gate)
             {
-                copy = JsonSerializer.SerializeToUtf8Bytes(entry.State, ExecutionJsonContext.Default.RunState);
+                copy = RunRecordCodec.Serialize(entry.State);
                 pending = entry.PendingWrite;
             }
             await pending.WaitAsync(cancellationToken).ConfigureAwait(false);
-            return JsonSerializer.Deserialize(copy, ExecutionJsonContext.Default.RunState);
+            return RunRecordCodec.Deserialize(copy);
         }
         var stored = LoadRun(runId);
         return stored is not null && stored.TenantId == tenantId ? stored : null;
@@ -478,9 +478,9 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
     {
         try
         {
-            return JsonSerializer.Deserialize(bytes, ExecutionJsonContext.Default.RunState);
+            return RunRecordCodec.Deserialize(bytes);
         }
-        catch (JsonException ex)
+        catch (Exception ex) when (ex is JsonException or FormatException)
         {
             EngineLog.BadRecord(_logger, "run", ex);
             return null;

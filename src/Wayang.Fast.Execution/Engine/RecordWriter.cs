@@ -4,7 +4,7 @@ using System.Text.Json.Serialization.Metadata;
 
 namespace Wayang.Fast.Execution.Engine;
 
-// One reusable buffer and JSON writer per thread for durable records: IStateStore.PutAsync copies the bytes into the
+// One reusable buffer (and JSON writer) per thread for durable records: IStateStore.PutAsync copies the bytes into the
 // journal before it returns, so the buffer is free again as soon as the put is issued.
 internal sealed class RecordWriter
 {
@@ -30,6 +30,14 @@ internal sealed class RecordWriter
     {
         if (writer._buffer.Capacity <= MaxRetainedBytes)
             _cached = writer;
+    }
+
+    // A run record in its binary format (RunRecordCodec).
+    public ReadOnlyMemory<byte> SerializeRun(Runs.RunState run)
+    {
+        _buffer.ResetWrittenCount();
+        Runs.RunRecordCodec.Write(_buffer, run);
+        return _buffer.WrittenMemory;
     }
 
     public ReadOnlyMemory<byte> Serialize<T>(T value, JsonTypeInfo<T> typeInfo)
