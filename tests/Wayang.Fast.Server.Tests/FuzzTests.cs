@@ -20,8 +20,11 @@ public sealed class FuzzTests
         TaskScheduler.UnobservedTaskException += handler;
         try
         {
-            // Mostly valid-looking headers (version 1, known types) so the fuzz reaches dispatch and decoding.
-            var header = Gen.Select(Gen.UInt[0, 64], Gen.Byte[1, 12], Gen.UInt[0, 8], Gen.UShort[0, 0x0106])
+            // Mostly valid-looking headers (version 1, known types, known or nearby opcodes) so the fuzz reaches
+            // dispatch and every plane's decoding.
+            ushort[] known = [.. Enum.GetValues<Opcode>().Select(o => (ushort)o)];
+            var opcode = Gen.OneOf(Gen.UShort[0, 0x0106], Gen.Int[0, known.Length - 1].Select(i => known[i]));
+            var header = Gen.Select(Gen.UInt[0, 64], Gen.Byte[1, 12], Gen.UInt[0, 8], opcode)
                 .Select((len, type, stream, op) =>
                 {
                     var h = new byte[FrameHeader.Size];
