@@ -109,12 +109,15 @@ public sealed class WayangServer : IAsyncDisposable
             // earlier server built from the same options object).
             options.Execution.AgentCatalog = agents;
 
+            // Before the engine: it signs task tokens with a key the secrets plane keeps encrypted.
+            secrets = SecretsPlane.Open(store, options.Secrets, store.DataDirectory, loggerFactory.CreateLogger("Wayang.Fast.Secrets"));
+            var tokenKey = options.Execution.TokenSigningKey is null ? await secrets.TokenSigningKeyAsync(store, ct).ConfigureAwait(false) : null;
+
             // Recovery (requeueing what was queued or leased at the last stop) happens here, before any executor can
             // connect, so the first registrations see the whole backlog.
             execution = await ExecutionEngine.OpenAsync(store, options.Execution, options.Inference,
-                logger: loggerFactory.CreateLogger("Wayang.Fast.Execution"), cancellationToken: ct).ConfigureAwait(false);
+                logger: loggerFactory.CreateLogger("Wayang.Fast.Execution"), tokenSigningKey: tokenKey, cancellationToken: ct).ConfigureAwait(false);
             agents.Attach(execution);
-            secrets = SecretsPlane.Open(store, options.Secrets, store.DataDirectory, loggerFactory.CreateLogger("Wayang.Fast.Secrets"));
             var plugins = new PluginRegistry(store, new PluginRegistryOptions { ServerVersion = ServerCore.ServerVersion });
             var core = new ServerCore(options, tenants, logger, metrics, execution, audit, agents, secrets, plugins);
             server = new WayangServer(options, logger, store, execution, audit, secrets, core, keyFile, created?.Secret);

@@ -183,3 +183,66 @@ public sealed class SecretsServerTests
         }
     }
 }
+
+// The task-token signing key lives in the secret store, encrypted, out of every tenant's reach; a data directory that
+// kept it in plain bytes (before the secrets plane) has it moved there.
+public sealed class TokenKeySecretTests
+{
+    private static readonly byte[] LegacyKey = "exec/token-key"u8.ToArray();
+    private static readonly byte[] SecretRecord = "secret/_server/execution/token-signing-key"u8.ToArray();
+
+    private static async Task<Storage.FasterStateStore> OpenStoreAsync(string dir)
+    {
+        var options = new Storage.StorageOptions { DataDirectory = dir };
+        TestServer.SmallStorage(options);
+        return await Storage.FasterStateStore.OpenAsync(options);
+    }
+
+    [Fact]
+    public async Task A_new_server_keeps_the_token_key_encrypted_in_the_secret_store_and_never_in_plain_bytes()
+    {
+        var dir = TestServer.NewDataDirectory();
+        try
+        {
+            await using (var server = await TestServer.StartAsync(dataDirectory: dir))
+            {
+                // No tenant can name the server's namespace.
+                await using var admin = new ProtocolConnection(await server.ConnectAsync());
+                await admin.ExpectErrorAsync(Opcode.SecretGet, new SecretPathRequest { TenantId = "_server", Path = "execution/token-signing-key" }, ErrorCode.TenantNotFound);
+            }
+            await using var store = await OpenStoreAsync(dir);
+            Assert.False(store.TryGet(LegacyKey, out _));
+            Assert.True(store.TryGet(SecretRecord, out _));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_plain_token_key_from_an_older_data_directory_moves_into_the_secret_store_unchanged()
+    {
+        var dir = TestServer.NewDataDirectory();
+        var old = Enumerable.Range(1, 32).Select(i => (byte)(i * 7)).ToArray();
+        try
+        {
+            await using (var store = await OpenStoreAsync(dir))
+                await store.PutAsync(LegacyKey, old);
+
+            await using (var server = await TestServer.StartAsync(dataDirectory: dir, adminKey: "unused"))
+            {
+            }
+
+            await using var reopened = await OpenStoreAsync(dir);
+            Assert.False(reopened.TryGet(LegacyKey, out _));
+            var secrets = new Control.Secrets.SecretStore(reopened, new Control.Secrets.LocalKeyProvider(Path.Combine(dir, "secrets")));
+            var moved = await secrets.GetAsync("_server", "execution/token-signing-key", 0);
+            Assert.Equal(old, moved.Value);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}

@@ -35,7 +35,9 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
     internal const string RunKeyPrefix = "run/";
     private const string IdempotencyKeyPrefix = "idem/";
     private const string DeadLetterKeyPrefix = "dlq/";
-    private static readonly byte[] TokenKeyKey = "exec/token-key"u8.ToArray();
+    // Where an engine without a caller-kept key stores its token key (plain bytes): see OpenAsync.
+    public const string TokenKeyStoreKey = "exec/token-key";
+    private static readonly byte[] TokenKeyKey = Encoding.UTF8.GetBytes(TokenKeyStoreKey);
     private static readonly TimeSpan SweepInterval = TimeSpan.FromHours(1);
 
     private readonly IStateStore _store;
@@ -85,14 +87,16 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
     }
 
     // Loads definitions, runs, dead letters; requeues what was queued or leased at the crash; re-arms timers.
+    // tokenSigningKey: the key when options.TokenSigningKey is not set, kept by the caller (the server keeps it in its
+    // secret store, encrypted); neither set, the engine keeps one in the state store (TokenKeyStoreKey, unencrypted).
     public static async ValueTask<ExecutionEngine> OpenAsync(IStateStore store, ExecutionOptions options, IInferenceGateway? inference = null,
-        TimeProvider? time = null, ILogger? logger = null, CancellationToken cancellationToken = default)
+        TimeProvider? time = null, ILogger? logger = null, byte[]? tokenSigningKey = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
         time ??= TimeProvider.System;
         logger ??= NullLogger.Instance;
-        var key = options.TokenSigningKey ?? await LoadOrCreateTokenKeyAsync(store, cancellationToken).ConfigureAwait(false);
+        var key = options.TokenSigningKey ?? tokenSigningKey ?? await LoadOrCreateTokenKeyAsync(store, cancellationToken).ConfigureAwait(false);
         var validation = new ValidationContext(inference is not null, options.KnownExecutorTypes, options.MaxNodesPerWorkflow, options.AgentCatalog);
         var engine = new ExecutionEngine(store, options, inference, time, logger, validation, new TaskTokens(key));
         try

@@ -1,5 +1,8 @@
 using Microsoft.Extensions.Logging;
+using System.Security.Cryptography;
+using System.Text;
 using Wayang.Fast.Control.Secrets;
+using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Storage;
 
 namespace Wayang.Fast.Server.Planes;
@@ -43,6 +46,26 @@ internal sealed class SecretsPlane : IAsyncDisposable
         };
         return new SecretsPlane(state, provider, options.RotationCheckInterval, logger);
     }
+
+    // The execution plane's task-token signing key, kept as a secret (encrypted like any other) in the server's own
+    // namespace: "_server" is not a valid tenant id, so no request can name it (a system-tenant executor holds
+    // secrets.read, and this key would let it forge any tenant's task results).
+    // A data directory from before the secrets plane has it in plain bytes under the engine's own key: it moves here
+    // (same key, so tokens already issued stay valid), and the plain copy is deleted once the secret is durable.
+    public async Task<byte[]> TokenSigningKeyAsync(IStateStore state, CancellationToken ct)
+    {
+        if (Store.List(ServerNamespace, TokenKeyPath).Any(s => s.Path == TokenKeyPath))
+            return (await Store.GetAsync(ServerNamespace, TokenKeyPath, 0, ct).ConfigureAwait(false)).Value;
+        var legacyKey = Encoding.UTF8.GetBytes(ExecutionEngine.TokenKeyStoreKey);
+        var key = state.TryGet(legacyKey, out var legacy) && legacy.Length >= 32 ? legacy : RandomNumberGenerator.GetBytes(32);
+        await Store.PutAsync(ServerNamespace, TokenKeyPath, key, cas: 0, principal: "server", ct).ConfigureAwait(false);
+        if (legacy is { Length: > 0 })
+            await state.DeleteAsync(legacyKey, ct).ConfigureAwait(false);
+        return key;
+    }
+
+    public const string ServerNamespace = "_server";
+    public const string TokenKeyPath = "execution/token-signing-key";
 
     // Every data key re-wrapped under a new key-encryption key, reads served throughout. The local keyring gets a new
     // master key first and drops the old ones once nothing uses them; AWS KMS and Vault rotate their keys themselves
