@@ -206,9 +206,29 @@ internal sealed partial class Session
     }
 
     // Opcode Tick: Count STREAM frames, each sent only while the stream holds credit, then END.
-    private async Task RunTickAsync(AsyncRequest request, int count, int intervalMs)
+    private Task RunTickAsync(AsyncRequest request, int count, int intervalMs) =>
+        RunServerStreamAsync(request, (Count: count, IntervalMs: intervalMs), static async (s, request, tick) =>
+        {
+            var item = new TickItem();
+            for (int i = 0; i < tick.Count; i++)
+            {
+                await request.Credit!.WaitAsync(request.Token).ConfigureAwait(false);
+                item.Sequence = i;
+                item.UnixTimeMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                if (!s._writer.WriteMessage(FrameType.Stream, Opcode.Tick, request.StreamId, item))
+                    return false;
+                await s._writer.FlushAsync().ConfigureAwait(false);
+                if (tick.IntervalMs > 0 && i + 1 < tick.Count)
+                    await Task.Delay(tick.IntervalMs, request.Token).ConfigureAwait(false);
+            }
+            return true;
+        });
+
+    // A server stream around its body: the body runs off the read loop, sends STREAM frames under the stream's credit
+    // and returns false when the connection closed under it (then nothing more is written); returning true ends the
+    // stream with END, a CANCEL or a failure with the matching ERROR.
+    private async Task RunServerStreamAsync<TState>(AsyncRequest request, TState state, Func<Session, AsyncRequest, TState, Task<bool>> body)
     {
-        var item = new TickItem();
         WayangError? error = null;
         bool closed = false;
         try
@@ -216,20 +236,7 @@ internal sealed partial class Session
             // Off the read loop: with ample credit and a fast reader every write and flush completes
             // synchronously, and the stream would otherwise run inside dispatch, starving the connection.
             await Task.Yield();
-            for (int i = 0; i < count; i++)
-            {
-                await request.Credit!.WaitAsync(request.Token).ConfigureAwait(false);
-                item.Sequence = i;
-                item.UnixTimeMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-                if (!_writer.WriteMessage(FrameType.Stream, Opcode.Tick, request.StreamId, item))
-                {
-                    closed = true;
-                    break;
-                }
-                await _writer.FlushAsync().ConfigureAwait(false);
-                if (intervalMs > 0 && i + 1 < count)
-                    await Task.Delay(intervalMs, request.Token).ConfigureAwait(false);
-            }
+            closed = !await body(this, request, state).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (request.Token.IsCancellationRequested)
         {
@@ -238,7 +245,7 @@ internal sealed partial class Session
         }
         catch (Exception ex)
         {
-            Log.RequestFailed(_server.Logger, nameof(Opcode.Tick), request.StreamId, ConnectionId, ex);
+            Log.RequestFailed(_server.Logger, request.Opcode.ToString(), request.StreamId, ConnectionId, ex);
             error = new WayangError(ErrorCode.Internal);
         }
 
@@ -246,9 +253,9 @@ internal sealed partial class Session
         if (!closed)
         {
             if (error is null)
-                _writer.WriteReply(FrameType.End, Opcode.Tick, request.StreamId, default, request.StartTimestamp);
+                _writer.WriteReply(FrameType.End, request.Opcode, request.StreamId, default, request.StartTimestamp);
             else
-                _writer.WriteError(request.StreamId, Opcode.Tick, error, request.StartTimestamp);
+                _writer.WriteError(request.StreamId, request.Opcode, error, request.StartTimestamp);
         }
         await FinishAsync().ConfigureAwait(false);
     }

@@ -188,61 +188,36 @@ internal sealed partial class Session
     }
 
     // A stream of rotation and change events under the stream's credit. A slow reader loses the oldest events, and
-    // the next event it gets says how many (Dropped); the server never buffers without bound for it.
+    // the next event it gets says how many (Dropped); the server never buffers without bound for it. The subscription
+    // is open before this returns to dispatch, so every change after the request is seen.
     private async Task RunSecretWatchAsync(AsyncRequest request, SecretStore secrets, string? tenantId, string pathPrefix)
     {
-        WayangError? error = null;
-        bool closed = false;
         using var subscription = secrets.Events.Open(tenantId, capacity: 256);
-        long reportedDropped = 0;
-        try
+        await RunServerStreamAsync(request, (Subscription: subscription, PathPrefix: pathPrefix), static async (s, request, watch) =>
         {
-            await Task.Yield();
-            while (await subscription.Reader.WaitToReadAsync(request.Token).ConfigureAwait(false))
+            var reader = watch.Subscription.Reader;
+            long reportedDropped = 0;
+            while (await reader.WaitToReadAsync(request.Token).ConfigureAwait(false))
             {
-                while (subscription.Reader.TryRead(out var e))
+                while (reader.TryRead(out var e))
                 {
-                    if (!e.Path.StartsWith(pathPrefix, StringComparison.Ordinal))
+                    if (!e.Path.StartsWith(watch.PathPrefix, StringComparison.Ordinal))
                         continue;
                     await request.Credit!.WaitAsync(request.Token).ConfigureAwait(false);
-                    long dropped = subscription.Dropped;
+                    long dropped = watch.Subscription.Dropped;
                     var dto = new SecretEventDto
                     {
                         Kind = (byte)e.Kind, TenantId = e.Tenant, Path = e.Path, Version = e.Version, AtMs = e.AtMs, Detail = e.Detail ?? "",
                         Dropped = dropped - reportedDropped,
                     };
                     reportedDropped = dropped;
-                    if (!_writer.WriteMessage(FrameType.Stream, Opcode.SecretWatch, request.StreamId, dto))
-                    {
-                        closed = true;
-                        break;
-                    }
-                    await _writer.FlushAsync().ConfigureAwait(false);
+                    if (!s._writer.WriteMessage(FrameType.Stream, Opcode.SecretWatch, request.StreamId, dto))
+                        return false;
+                    await s._writer.FlushAsync().ConfigureAwait(false);
                 }
-                if (closed)
-                    break;
             }
-        }
-        catch (OperationCanceledException) when (request.Token.IsCancellationRequested)
-        {
-            error = CancelError(request);
-            closed = error is null;
-        }
-        catch (Exception ex)
-        {
-            Log.RequestFailed(_server.Logger, nameof(Opcode.SecretWatch), request.StreamId, ConnectionId, ex);
-            error = new WayangError(ErrorCode.Internal);
-        }
-
-        Unregister(request);
-        if (!closed)
-        {
-            if (error is null)
-                _writer.WriteReply(FrameType.End, Opcode.SecretWatch, request.StreamId, default, request.StartTimestamp);
-            else
-                _writer.WriteError(request.StreamId, Opcode.SecretWatch, error, request.StartTimestamp);
-        }
-        await FinishAsync().ConfigureAwait(false);
+            return true;
+        }).ConfigureAwait(false);
     }
 
     // "secret:<tenant>/<path>" plus "@<version>" when one is named: what the audit log records, never a value.
