@@ -133,12 +133,17 @@ internal sealed partial class Session
         where T : class, new()
     {
         tenantId = "";
-        if (!TryDecode(body, out request, allowEmpty))
-        {
-            _writer.WriteError(streamId, opcode, ErrorCode.BadBody, start);
-            return false;
-        }
-        return TryScopeTenant(tenantOf(request), streamId, opcode, start, out tenantId);
+        return TryDecodeOrRefuse(body, streamId, opcode, start, out request, allowEmpty) && TryScopeTenant(tenantOf(request), streamId, opcode, start, out tenantId);
+    }
+
+    // Decodes a request body, answering BAD_BODY when it is not one.
+    private bool TryDecodeOrRefuse<T>(in ReadOnlySequence<byte> body, uint streamId, Opcode opcode, long start, [NotNullWhen(true)] out T? request, bool allowEmpty = false)
+        where T : class, new()
+    {
+        if (TryDecode(body, out request, allowEmpty))
+            return true;
+        _writer.WriteError(streamId, opcode, ErrorCode.BadBody, start);
+        return false;
     }
 
     // Naming a tenant the principal may not act in: an audited PERMISSION_DENIED.

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
 using System.Text;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Control.Plugins;
@@ -151,16 +153,13 @@ internal sealed partial class Session
 
     // The global trust store (Global) needs a cross-tenant principal; otherwise the request is scoped like any other.
     // scope: null for the global store, else the tenant.
-    private bool TryDecodeTrustScope<T>(in System.Buffers.ReadOnlySequence<byte> body, uint streamId, Opcode opcode, long start, Func<T, (string? Tenant, bool Global)> scopeOf,
-        [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out T? request, out string? scope, bool allowEmpty = false)
+    private bool TryDecodeTrustScope<T>(in ReadOnlySequence<byte> body, uint streamId, Opcode opcode, long start, Func<T, (string? Tenant, bool Global)> scopeOf,
+        [NotNullWhen(true)] out T? request, out string? scope, bool allowEmpty = false)
         where T : class, new()
     {
         scope = null;
-        if (!TryDecode(body, out request, allowEmpty))
-        {
-            _writer.WriteError(streamId, opcode, ErrorCode.BadBody, start);
+        if (!TryDecodeOrRefuse(body, streamId, opcode, start, out request, allowEmpty))
             return false;
-        }
         var (tenant, global) = scopeOf(request);
         if (global)
         {

@@ -132,11 +132,8 @@ internal sealed partial class Session
 
             case Opcode.SecretWatch:
             {
-                if (!TryDecode(frame.Body, out SecretWatchRequest? req, allowEmpty: true))
-                {
-                    _writer.WriteError(streamId, opcode, ErrorCode.BadBody, start);
+                if (!TryDecodeOrRefuse(frame.Body, streamId, opcode, start, out SecretWatchRequest? req, allowEmpty: true))
                     return;
-                }
                 string? tenantId;
                 if (req.TenantId == "*")
                 {
