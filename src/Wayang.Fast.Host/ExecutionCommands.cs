@@ -497,16 +497,38 @@ public static partial class WayangCli
         }
     }
 
-    private static string ReadFile(CliEnvironment env, string path)
+    private static string ReadFile(CliEnvironment env, string path) => ReadPath(env, path, File.ReadAllText);
+
+    private static byte[] ReadBytes(CliEnvironment env, string path) => ReadPath(env, path, File.ReadAllBytes);
+
+    // A file the user named, relative to the working directory; a file that cannot be read is a usage error.
+    private static T ReadPath<T>(CliEnvironment env, string path, Func<string, T> read)
     {
         var full = Path.GetFullPath(path, env.WorkingDirectory);
         try
         {
-            return File.ReadAllText(full);
+            return read(full);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new UsageException($"Cannot read '{full}': {e.Message}");
+        }
+    }
+
+    // ownerOnly: mode 0600 from creation on, so the bytes (a secret, a private key) are never readable by others.
+    private static void WriteBytes(string fullPath, ReadOnlySpan<byte> bytes, FileMode mode, bool ownerOnly)
+    {
+        var options = new FileStreamOptions { Mode = mode, Access = FileAccess.Write };
+        if (ownerOnly && !OperatingSystem.IsWindows())
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        try
+        {
+            using var file = new FileStream(fullPath, options);
+            file.Write(bytes);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"Cannot write '{fullPath}': {e.Message}");
         }
     }
 

@@ -271,7 +271,7 @@ public static partial class WayangCli
 
     private static (string KeyId, byte[] Bytes) ReadSignatureFile(CliEnvironment env, string path)
     {
-        var text = Encoding.UTF8.GetString(ReadBytes(env, path));
+        var text = ReadFile(env, path);
         try
         {
             var file = JsonSerializer.Deserialize<SignatureFile>(text, CliJson);
@@ -285,21 +285,8 @@ public static partial class WayangCli
         }
     }
 
-    private static void WriteKeyFile(string path, byte[] key, bool ownerOnly)
-    {
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (ownerOnly && !OperatingSystem.IsWindows())
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        try
-        {
-            using var file = new FileStream(path, options);
-            file.Write(Encoding.ASCII.GetBytes(Convert.ToBase64String(key) + "\n"));
-        }
-        catch (IOException e)
-        {
-            throw new UsageException($"Cannot write '{path}': {e.Message}");
-        }
-    }
+    private static void WriteKeyFile(string path, byte[] key, bool ownerOnly) =>
+        WriteBytes(path, Encoding.ASCII.GetBytes(Convert.ToBase64String(key) + "\n"), FileMode.CreateNew, ownerOnly);
 
     private static byte[] ReadKeyFile(CliEnvironment env, string path)
     {

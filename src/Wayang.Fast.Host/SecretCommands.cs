@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
-using Wayang.Fast.Protocol.Messages;
 
 namespace Wayang.Fast.Host;
 
@@ -32,13 +31,7 @@ public static partial class WayangCli
             if (p.GetValue(getOut) is { } output)
             {
                 var full = Path.GetFullPath(output, env.WorkingDirectory);
-                var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-                if (!OperatingSystem.IsWindows())
-                    options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-                await using (var file = new FileStream(full, options))
-                {
-                    await file.WriteAsync(value.Value, ct);
-                }
+                WriteBytes(full, value.Value, FileMode.Create, ownerOnly: true);
                 await env.Error.WriteLineAsync($"version {Num(value.Version)} written to {full}");
             }
             else
@@ -158,17 +151,4 @@ public static partial class WayangCli
         3 => "PRUNED",
         _ => state.ToString(CultureInfo.InvariantCulture),
     };
-
-    private static byte[] ReadBytes(CliEnvironment env, string path)
-    {
-        var full = Path.GetFullPath(path, env.WorkingDirectory);
-        try
-        {
-            return File.ReadAllBytes(full);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new UsageException($"Cannot read '{full}': {e.Message}");
-        }
-    }
 }
