@@ -53,7 +53,15 @@ public sealed class Journal : IAsyncDisposable
 
         // recoverDevice: learn which segment files exist so truncation deletes the right ones after a restart.
         _device = Devices.CreateLogDevice(Path.Combine(directory, "log"), preallocateFile: false, deleteOnClose: false, recoverDevice: true);
-        _commits = new SlotCommitManager(directory);
+        try
+        {
+            _commits = new SlotCommitManager(directory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _device.Dispose();
+            throw new WayangException(new WayangError(ErrorCode.StorageIo, $"The journal's commit file in '{directory}' could not be opened: {ex.Message}"), ex);
+        }
         var settings = new FasterLogSettings
         {
             LogDevice = _device,
