@@ -24,6 +24,9 @@ public sealed class ExecutionLimitsTests
         Assert.Equal(ErrorCode.QueueFull, full.Code);
         Assert.True(full.Retryable);
         Assert.Equal(TimeSpan.FromMilliseconds(1500), full.RetryAfter);
+        // Without a key the session refuses before the engine (no input parsed, no exception): the same answer.
+        var fullNoKey = await Assert.ThrowsAsync<WayangException>(() => user.SubmitRunAsync("orders", """{"any":"input"}"""));
+        Assert.Equal((ErrorCode.QueueFull, TimeSpan.FromMilliseconds(1500)), (fullNoKey.Code, fullNoKey.RetryAfter));
         var queue = Assert.Single((await user.GetQueueStatsAsync()).Queues, q => q.ExecutorType == "payments");
         Assert.Equal((2, 2), (queue.Depth, queue.MaxDepth));
         // Refused means not created: the tenant has exactly the two accepted runs.

@@ -147,6 +147,12 @@ public sealed class EngineRunTests
         var ex = await EngineHarness.ThrowsAsync(ErrorCode.QueueFull, () => h.SubmitAsync("one-task"));
         Assert.Equal(750, ex.Error.RetryAfterMs);
         Assert.True(ex.Retryable);
+        // The early, exception-free answer agrees; it says nothing for what SubmitAsync would refuse otherwise.
+        var early = h.Engine.QueueFullRefusal(EngineHarness.Tenant, "one-task", 0);
+        Assert.Equal((ErrorCode.QueueFull, 750), (early?.Code, early?.RetryAfterMs));
+        Assert.Null(h.Engine.QueueFullRefusal(EngineHarness.Tenant, "no-such-workflow", 0));
+        Assert.Null(h.Engine.QueueFullRefusal(EngineHarness.Tenant, "one-task", 99));
+        Assert.Null(h.Engine.QueueFullRefusal("other", "one-task", 0));
         // Another tenant's queue is separate.
         await h.RegisterAsync(OneTask(), "other");
         await h.SubmitAsync("one-task", tenant: "other");

@@ -31,19 +31,22 @@ internal static class TaskLoadRunner
         await RegisterWorkflowAsync(endPoint, apiKey, connectCts.Token);
         var window = Window.StartingNow(options);
 
-        var executors = await ConnectExecutorsAsync(options, endPoint, apiKey, window, trackTenant: null, connectCts.Token);
+        // Closed model: a submitter's slot is free again when its run completes (the executor that completed it hands
+        // the slot back), so `pipeline` bounds runs in flight end to end, not only submissions awaiting their ack.
         var submitters = new List<LoadSubmitter>();
+        var executors = await ConnectExecutorsAsync(options, endPoint, apiKey, window, trackTenant: null, connectCts.Token,
+            onRunCompleted: submitter => submitters[submitter].RunCompleted());
         double perConnectionRate = options.Model == LoadModel.Open ? options.Rate / options.Connections : 0;
         for (int i = 0; i < options.Connections; i++)
         {
             var connection = await LoadConnection.ConnectAsync(endPoint, apiKey, "loadgen-submitter", connectCts.Token);
-            submitters.Add(new LoadSubmitter(connection, window, options.Pipeline, perConnectionRate, options.MaxInFlight));
+            submitters.Add(new LoadSubmitter(connection, window, options.Pipeline, perConnectionRate, options.MaxInFlight, index: i, untilComplete: true));
         }
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var executorTasks = executors.Select(e => e.RunAsync(stop.Token)).ToArray();
         var submitterTasks = submitters.Select(s => s.RunAsync(stop.Token)).ToArray();
-        log.WriteLine($"tasks: {options.Connections} submitter connection(s) ({(options.Model == LoadModel.Open ? $"open, {options.Rate:0} runs/s" : $"closed, pipeline {options.Pipeline}")}), {options.Executors} executor(s) x {options.Slots} slots, warmup {options.Warmup.TotalSeconds:0.#} s, measured {options.Duration.TotalSeconds:0.#} s");
+        log.WriteLine($"tasks: {options.Connections} submitter connection(s) ({(options.Model == LoadModel.Open ? $"open, {options.Rate:0} runs/s" : $"closed, {options.Pipeline} runs in flight each")}), {options.Executors} executor(s) x {options.Slots} slots, warmup {options.Warmup.TotalSeconds:0.#} s, measured {options.Duration.TotalSeconds:0.#} s");
 
         // Submitters stop on their own at the end of the window; then executors get the drain time to finish.
         await Task.WhenAll(submitterTasks).WaitAsync(options.Warmup + options.Duration + options.DrainTimeout + TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
@@ -108,13 +111,13 @@ internal static class TaskLoadRunner
     // --executors connections, each registering one executor of --slots slots (with the key's tenant; shared when
     // that is the system tenant).
     internal static async Task<List<LoadExecutor>> ConnectExecutorsAsync(LoadOptions options, IPEndPoint endPoint, string apiKey, Window window,
-        string? trackTenant, CancellationToken cancellationToken)
+        string? trackTenant, CancellationToken cancellationToken, Action<int>? onRunCompleted = null)
     {
         var executors = new List<LoadExecutor>();
         for (int i = 0; i < options.Executors; i++)
         {
             var connection = await LoadConnection.ConnectAsync(endPoint, apiKey, "loadgen-executor", cancellationToken);
-            executors.Add(new LoadExecutor(connection, $"loadgen-{Environment.ProcessId}-{i}", options.Slots, window, trackTenant));
+            executors.Add(new LoadExecutor(connection, $"loadgen-{Environment.ProcessId}-{i}", options.Slots, window, trackTenant, onRunCompleted));
         }
         return executors;
     }
@@ -159,25 +162,38 @@ internal static class TaskLoadRunner
         histogram.RecordValue(Math.Clamp(ticks, 0, WorkerStats.HighestTicks));
     }
 
-    // Input JSON {"t":<Stopwatch timestamp at submit>}.
-    internal static byte[] InputFor(long timestamp)
+    // Input JSON {"t":<Stopwatch timestamp at submit>,"s":<submitter index>}.
+    internal static byte[] InputFor(long timestamp, int submitter = -1)
     {
-        var bytes = new byte[32];
+        var bytes = new byte[48];
         "{\"t\":"u8.CopyTo(bytes);
         System.Buffers.Text.Utf8Formatter.TryFormat(timestamp, bytes.AsSpan(5), out int written);
-        bytes[5 + written] = (byte)'}';
-        return bytes.AsSpan(0, 6 + written).ToArray();
+        int at = 5 + written;
+        ",\"s\":"u8.CopyTo(bytes.AsSpan(at));
+        at += 5;
+        System.Buffers.Text.Utf8Formatter.TryFormat(submitter, bytes.AsSpan(at), out written);
+        at += written;
+        bytes[at] = (byte)'}';
+        return bytes.AsSpan(0, at + 1).ToArray();
     }
 
-    internal static long TimestampOf(byte[] inputJson)
+    internal static long TimestampOf(byte[] inputJson) => ReadInput(inputJson).Timestamp;
+
+    internal static (long Timestamp, int Submitter) ReadInput(byte[] inputJson)
     {
+        long timestamp = 0;
+        int submitter = -1;
         var reader = new Utf8JsonReader(inputJson);
         while (reader.Read())
         {
-            if (reader.TokenType == JsonTokenType.PropertyName && reader.ValueTextEquals("t"u8) && reader.Read())
-                return reader.GetInt64();
+            if (reader.TokenType != JsonTokenType.PropertyName)
+                continue;
+            if (reader.ValueTextEquals("t"u8) && reader.Read())
+                timestamp = reader.GetInt64();
+            else if (reader.ValueTextEquals("s"u8) && reader.Read())
+                submitter = reader.GetInt32();
         }
-        return 0;
+        return (timestamp, submitter);
     }
 }
 
@@ -197,11 +213,13 @@ internal sealed record Window(long MeasureStart, long MeasureEnd)
 
 // One executor connection: registers Slots, answers every TASK with a success result at once, and returns one credit
 // per acknowledged result (a freed slot). Reading and writing happen on this one loop. trackTenant: tasks of that
-// tenant also go into TrackedDispatchLatency (the fairness scenario's quiet tenant).
-internal sealed class LoadExecutor(LoadConnection connection, string executorId, int slots, Window window, string? trackTenant = null)
+// tenant also go into TrackedDispatchLatency (the fairness scenario's quiet tenant). onRunCompleted: told the
+// submitter index (from the run's input) once a result is answered, so a closed-model submitter gets its slot back.
+internal sealed class LoadExecutor(LoadConnection connection, string executorId, int slots, Window window, string? trackTenant = null,
+    Action<int>? onRunCompleted = null)
 {
     private const uint RegisterStream = 1;
-    private readonly Dictionary<uint, long> _pending = [];
+    private readonly Dictionary<uint, (long SubmittedAt, int Submitter)> _pending = [];
     private readonly ArrayBufferWriter<byte> _scratch = new(512);
     private uint _nextStream = RegisterStream;
 
@@ -254,7 +272,7 @@ internal sealed class LoadExecutor(LoadConnection connection, string executorId,
         if (header.Type == FrameType.Stream && header.Opcode == Opcode.ExecutorRegister)
         {
             var task = MessagePackSerializer.Deserialize<TaskAssignmentDto>(frame.Body, WireOptions.Untrusted);
-            long submittedAt = TaskLoadRunner.TimestampOf(task.InputJson);
+            var (submittedAt, submitter) = TaskLoadRunner.ReadInput(task.InputJson);
             if (window.Contains(submittedAt))
             {
                 TaskLoadRunner.Record(DispatchLatency, now - submittedAt);
@@ -262,12 +280,15 @@ internal sealed class LoadExecutor(LoadConnection connection, string executorId,
                     TaskLoadRunner.Record(TrackedDispatchLatency, now - submittedAt);
             }
             uint stream = NextStream();
-            _pending[stream] = submittedAt;
+            _pending[stream] = (submittedAt, submitter);
             FrameWriter.WriteMessage(connection.Output, _scratch, FrameType.Request, Opcode.TaskResult, stream, new TaskResultRequest { Token = task.Token, Success = true }, WireOptions.Trusted);
             return 0;
         }
-        if (header.Opcode == Opcode.TaskResult && _pending.Remove(header.StreamId, out long submitted))
+        if (header.Opcode == Opcode.TaskResult && _pending.Remove(header.StreamId, out var pending))
         {
+            long submitted = pending.SubmittedAt;
+            if (pending.Submitter >= 0)
+                onRunCompleted?.Invoke(pending.Submitter);
             if (header.Type == FrameType.Response)
             {
                 if (window.Contains(submitted))
@@ -300,11 +321,18 @@ internal sealed class LoadExecutor(LoadConnection connection, string executorId,
     }
 }
 
-// One submitter connection. Closed model: keeps `pipeline` RunSubmit requests in flight until the window ends.
+// One submitter connection. Closed model: keeps `pipeline` RunSubmit requests in flight until the window ends; with
+// untilComplete, `pipeline` runs in flight end to end instead (a slot returns through RunCompleted when an executor
+// has completed the run, or with a refusal), so the server's queue stays short and no refusal storm is measured.
 // Open model: sends at its share of the rate (catching up in bursts when the timer is late), up to maxInFlight.
-internal sealed class LoadSubmitter(LoadConnection connection, Window window, int pipeline, double rate, int maxInFlight)
+// index: written into each run's input, for the executor to say whose run completed.
+internal sealed class LoadSubmitter(LoadConnection connection, Window window, int pipeline, double rate, int maxInFlight,
+    int index = -1, bool untilComplete = false)
 {
     private readonly Dictionary<uint, long> _sent = [];
+    private readonly SemaphoreSlim _slots = new(untilComplete ? pipeline : 0);
+    // Only the ack-bounded closed model sends from the read loop; the others send from RunAsync alone.
+    private readonly bool _sendOnReply = rate <= 0 && !untilComplete;
     private readonly ArrayBufferWriter<byte> _scratch = new(256);
     private readonly Lock _writeLock = new();
     private uint _nextStream;
@@ -333,11 +361,24 @@ internal sealed class LoadSubmitter(LoadConnection connection, Window window, in
                 await connection.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
                 await Task.Delay(1, cancellationToken).ConfigureAwait(false);
             }
-            // The last replies may all be in before the window ends, leaving the read loop parked on a read that no
-            // reply will complete: wait for them here, then release it.
-            while (!cancellationToken.IsCancellationRequested && InFlight() > 0)
-                await Task.Delay(5, cancellationToken).ConfigureAwait(false);
-            connection.Input.CancelPendingRead();
+            await ReleaseReaderAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else if (untilComplete)
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                long left = window.MeasureEnd - Stopwatch.GetTimestamp();
+                if (left <= 0 || !await _slots.WaitAsync(TimeSpan.FromSeconds((double)left / Stopwatch.Frequency), cancellationToken).ConfigureAwait(false))
+                    break;
+                lock (_writeLock)
+                {
+                    Send();
+                    while (_slots.Wait(0))
+                        Send();
+                }
+                await connection.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+            await ReleaseReaderAsync(cancellationToken).ConfigureAwait(false);
         }
         else
         {
@@ -350,6 +391,17 @@ internal sealed class LoadSubmitter(LoadConnection connection, Window window, in
         }
         await reader.ConfigureAwait(false);
     }
+
+    // The last replies may all be in before the window ends, leaving the read loop parked on a read that no reply
+    // will complete: wait for them here, then release it.
+    private async Task ReleaseReaderAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested && InFlight() > 0)
+            await Task.Delay(5, cancellationToken).ConfigureAwait(false);
+        connection.Input.CancelPendingRead();
+    }
+
+    public void RunCompleted() => _slots.Release();
 
     private async Task ReadLoopAsync(CancellationToken cancellationToken)
     {
@@ -370,15 +422,15 @@ internal sealed class LoadSubmitter(LoadConnection connection, Window window, in
                 {
                     input.AdvanceTo(buffer.Start, buffer.End);
                 }
-                if (rate == 0 && Stopwatch.GetTimestamp() < window.MeasureEnd)
+                if (_sendOnReply && Stopwatch.GetTimestamp() < window.MeasureEnd)
                 {
                     while (_sent.Count < pipeline)
                         Send();
                 }
-                more = _sent.Count > 0 || (rate == 0 && Stopwatch.GetTimestamp() < window.MeasureEnd);
+                more = _sent.Count > 0 || (_sendOnReply && Stopwatch.GetTimestamp() < window.MeasureEnd);
             }
-            // Open model: only the send loop writes and flushes (a PipeWriter takes one flush at a time).
-            if (rate == 0)
+            // Otherwise only the send loop writes and flushes (a PipeWriter takes one flush at a time).
+            if (_sendOnReply)
                 await connection.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
             if (result.IsCompleted || result.IsCanceled || (!more && Stopwatch.GetTimestamp() >= window.MeasureEnd))
                 return;
@@ -404,13 +456,15 @@ internal sealed class LoadSubmitter(LoadConnection connection, Window window, in
                 MeasuredAcked++;
             }
         }
-        else if (LoadConnection.ReadErrorCode(frame.Body) == (int)Common.Errors.ErrorCode.QueueFull)
-        {
-            QueueFull++;
-        }
         else
         {
-            Failed++;
+            if (LoadConnection.ReadErrorCode(frame.Body) == (int)Common.Errors.ErrorCode.QueueFull)
+                QueueFull++;
+            else
+                Failed++;
+            // No run: its slot is free again.
+            if (untilComplete)
+                _slots.Release();
         }
     }
 
@@ -420,7 +474,7 @@ internal sealed class LoadSubmitter(LoadConnection connection, Window window, in
         uint stream = ++_nextStream;
         _sent[stream] = now;
         _issued++;
-        var request = new RunSubmitRequest { WorkflowId = TaskLoadRunner.WorkflowId, InputJson = TaskLoadRunner.InputFor(now) };
+        var request = new RunSubmitRequest { WorkflowId = TaskLoadRunner.WorkflowId, InputJson = TaskLoadRunner.InputFor(now, index) };
         FrameWriter.WriteMessage(connection.Output, _scratch, FrameType.Request, Opcode.RunSubmit, stream, request, WireOptions.Trusted);
     }
 }

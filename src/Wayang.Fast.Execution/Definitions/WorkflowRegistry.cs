@@ -166,6 +166,18 @@ public sealed class WorkflowRegistry
         return slot.Workflow;
     }
 
+    // What GetRunnable returns, or null where it would refuse.
+    public CompiledWorkflow? FindRunnable(string tenantId, string workflowId, int version)
+    {
+        var versions = Find(tenantId, workflowId);
+        if (versions is null)
+            return null;
+        if (version == 0)
+            return versions.LatestPublished()?.Workflow;
+        var slot = versions.Find(version);
+        return slot is not null && slot.Record.State == DefinitionState.Published ? slot.Workflow : null;
+    }
+
     // Whether a run may still start on this version: PUBLISHED once any archive in progress has decided. The engine
     // asks this after it has counted the new run (see ArchiveAsync). While the version is marked, the archive either
     // counted this run (and will refuse) or did not (and will archive): waiting for its decision, instead of refusing

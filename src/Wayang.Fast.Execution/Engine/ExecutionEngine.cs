@@ -350,14 +350,32 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
 
     private void CheckQueues(string tenantId, WorkflowInfo info)
     {
+        if (QueueFullError(tenantId, info) is { } error)
+            throw new WayangException(error);
+    }
+
+    private WayangError? QueueFullError(string tenantId, WorkflowInfo info)
+    {
         foreach (var type in info.EntryTaskTypes)
         {
             if (_dispatcher.Depth(tenantId, type) >= _options.MaxQueueDepth)
             {
-                throw new WayangException(new WayangError(ErrorCode.QueueFull,
-                    $"The queue for executor type '{type}' is full ({_options.MaxQueueDepth} tasks).", retryAfterMs: _options.QueueFullRetryAfterMs));
+                return new WayangError(ErrorCode.QueueFull,
+                    $"The queue for executor type '{type}' is full ({_options.MaxQueueDepth} tasks).", retryAfterMs: _options.QueueFullRetryAfterMs);
             }
         }
+        return null;
+    }
+
+    // QUEUE_FULL for a submission without an idempotency key whose workflow runs and has a full entry queue, decided
+    // before its input is parsed and without an exception: under overload clients retry in a tight loop, and refusing
+    // must cost little. Null: go on with SubmitAsync (which checks again; this one is only the cheap early answer). A
+    // submission with a key is not refused here: a replay of a stored key answers even while the queue is full.
+    public WayangError? QueueFullRefusal(string tenantId, string workflowId, int version)
+    {
+        ThrowIfDisposed();
+        var workflow = _registry.FindRunnable(tenantId, workflowId, version);
+        return workflow is null ? null : QueueFullError(tenantId, InfoOf(workflow));
     }
 
     // Builds the run, plans it, issues its writes (the idempotency record first, when there is one) and publishes it.

@@ -181,8 +181,13 @@ internal sealed partial class Session
         }
         if (request.Version < 0)
             throw new WayangException(ErrorCode.InvalidArgument, "Version must be 0 (the latest) or a version number.");
-        var input = ParseJson(request.InputJson, nameof(RunSubmitRequest.InputJson));
         var key = string.IsNullOrEmpty(request.IdempotencyKey) ? null : request.IdempotencyKey;
+        if (key is null && Engine.QueueFullRefusal(Tenant, request.WorkflowId ?? "", request.Version) is { } full)
+        {
+            _writer.WriteError(streamId, opcode, full, start);
+            return;
+        }
+        var input = ParseJson(request.InputJson, nameof(RunSubmitRequest.InputJson));
         if (request.Priority is < 0 or > byte.MaxValue || request.OnDeadlineMiss is < 0 or > byte.MaxValue)
             throw new WayangException(ErrorCode.InvalidArgument, "Priority and OnDeadlineMiss are small enum values (see protocol-spec).");
         RunSla? sla = request.Priority == 0 && request.DeadlineAtMs == 0 && request.LatencyBudgetMs == 0 && request.OnDeadlineMiss == 0
