@@ -432,7 +432,9 @@ internal sealed class LoadSubmitter(LoadConnection connection, Window window, in
             // Otherwise only the send loop writes and flushes (a PipeWriter takes one flush at a time).
             if (_sendOnReply)
                 await connection.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
-            if (result.IsCompleted || result.IsCanceled || (!more && Stopwatch.GetTimestamp() >= window.MeasureEnd))
+            // Where RunAsync sends, it ends this loop (ReleaseReaderAsync) once every reply is in: deciding here could
+            // race with its last send.
+            if (result.IsCompleted || result.IsCanceled || (_sendOnReply && !more && Stopwatch.GetTimestamp() >= window.MeasureEnd))
                 return;
         }
     }
