@@ -85,6 +85,21 @@ public enum ErrorCode
     TenantRateLimited = 3020,
     WorkflowNotPublished = 3021,
 
+    // Inference
+    InferenceRateLimited = 4001,
+    ContextLengthExceeded = 4002,
+    ContentFiltered = 4003,
+    ProviderAuthFailed = 4004,
+    ProviderPermissionDenied = 4005,
+    ModelNotFound = 4006,
+    InferenceTimeout = 4007,
+    ProviderUnavailable = 4008,
+    ProviderBadResponse = 4009,
+    StreamBroken = 4010,
+    AllFallbacksFailed = 4011,
+    InferenceRequestInvalid = 4012,
+    ProviderNotFound = 4013,
+
     // Storage and server
     StorageFormatTooNew = 5001,
     StorageCorrupt = 5002,
