@@ -74,7 +74,7 @@ public class PersistedEnumTests
         ("DeadLetterNotFound", 3013), ("RunInputInvalid", 3014), ("RunStuck", 3015), ("TaskTimeout", 3016), ("TaskFailed", 3017),
         ("DeadlineExceeded", 3018), ("TenantQueueLimit", 3019), ("TenantRateLimited", 3020),
         ("WorkflowNotPublished", 3021),
-        ("InferenceRateLimited", 4001), ("ContextLengthExceeded", 4002), ("ContentFiltered", 4003), ("ProviderAuthFailed", 4004), ("ProviderPermissionDenied", 4005), ("ModelNotFound", 4006), ("InferenceTimeout", 4007), ("ProviderUnavailable", 4008), ("ProviderBadResponse", 4009), ("StreamBroken", 4010), ("AllFallbacksFailed", 4011), ("InferenceRequestInvalid", 4012), ("ProviderNotFound", 4013),
+        ("InferenceRateLimited", 4001), ("ContextLengthExceeded", 4002), ("ContentFiltered", 4003), ("ProviderAuthFailed", 4004), ("ProviderPermissionDenied", 4005), ("ModelNotFound", 4006), ("InferenceTimeout", 4007), ("ProviderUnavailable", 4008), ("ProviderBadResponse", 4009), ("StreamBroken", 4010), ("AllFallbacksFailed", 4011), ("InferenceRequestInvalid", 4012), ("ProviderNotFound", 4013), ("FallbackPolicyInvalid", 4014),
         ("StorageFormatTooNew", 5001), ("StorageCorrupt", 5002), ("StorageIo", 5003), ("StorageLocked", 5004),
         ("ConnectionClosed", 6001), ("ClientTimeout", 6002), ("NotConnected", 6003));
 

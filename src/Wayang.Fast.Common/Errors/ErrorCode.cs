@@ -99,6 +99,7 @@ public enum ErrorCode
     AllFallbacksFailed = 4011,
     InferenceRequestInvalid = 4012,
     ProviderNotFound = 4013,
+    FallbackPolicyInvalid = 4014,
 
     // Storage and server
     StorageFormatTooNew = 5001,

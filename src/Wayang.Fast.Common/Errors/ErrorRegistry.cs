@@ -93,6 +93,7 @@ public static class ErrorRegistry
         new(ErrorCode.AllFallbacksFailed, "ALL_FALLBACKS_FAILED", false, "Every target of the fallback chain failed."),
         new(ErrorCode.InferenceRequestInvalid, "INFERENCE_REQUEST_INVALID", false, "The provider refused the request as invalid."),
         new(ErrorCode.ProviderNotFound, "PROVIDER_NOT_FOUND", false, "The inference provider is not configured."),
+        new(ErrorCode.FallbackPolicyInvalid, "FALLBACK_POLICY_INVALID", false, "The fallback policy is invalid."),
 
         new(ErrorCode.StorageFormatTooNew, "STORAGE_FORMAT_TOO_NEW", false, "The data directory was written by a newer format version."),
         new(ErrorCode.StorageCorrupt, "STORAGE_CORRUPT", false, "The data directory is corrupt."),

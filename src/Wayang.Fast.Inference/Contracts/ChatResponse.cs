@@ -44,6 +44,10 @@ public sealed record FallbackStep(string Provider, string Model, string ErrorCod
 // delta of a choice has FinishReason set, and the stream's last delta carries Usage when the provider reports it.
 public sealed class ChatDelta
 {
+    // Set by the gateway on a stream's first delta: the provider instance and model that serve it (a stream falls back
+    // only before its first delta).
+    public string? Provider { get; set; }
+    public string? Model { get; set; }
     public int Index { get; set; }
     public string? Content { get; set; }
     public List<ToolCallDelta>? ToolCalls { get; set; }
