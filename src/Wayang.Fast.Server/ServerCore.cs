@@ -26,8 +26,10 @@ internal sealed class ServerCore : IDisposable
 
     // execution null: a core without the execution plane (the session benchmarks); 0x02xx opcodes answer UNAVAILABLE.
     public ServerCore(WayangServerOptions options, TenantDirectory tenants, ILogger logger, ServerMetrics? metrics = null, ExecutionEngine? execution = null,
-        AuditLog? audit = null, AgentCatalog? agents = null, SecretsPlane? secrets = null, PluginRegistry? plugins = null)
+        AuditLog? audit = null, AgentCatalog? agents = null, SecretsPlane? secrets = null, PluginRegistry? plugins = null,
+        Wayang.Fast.Inference.Gateway.InferenceGateway? inference = null)
     {
+        Inference = inference;
         _secrets = secrets;
         Plugins = plugins;
         Audit = audit;
@@ -58,6 +60,8 @@ internal sealed class ServerCore : IDisposable
     public SecretStore? Secrets => _secrets?.Store;
     public string SecretProviderName => _secrets?.ProviderName ?? "";
     public PluginRegistry? Plugins { get; }
+    // null: no inference providers configured; the inference opcodes answer UNAVAILABLE.
+    public Wayang.Fast.Inference.Gateway.InferenceGateway? Inference { get; }
 
     public Task<int> RotateMasterKeyAsync(CancellationToken ct) =>
         _secrets?.RotateMasterKeyAsync(ct) ?? throw new WayangException(new WayangError(ErrorCode.Unavailable, "This server keeps no secrets."));

@@ -113,13 +113,18 @@ public sealed class WayangServer : IAsyncDisposable
             secrets = SecretsPlane.Open(store, options.Secrets, store.DataDirectory, loggerFactory.CreateLogger("Wayang.Fast.Secrets"));
             var tokenKey = options.Execution.TokenSigningKey is null ? await secrets.TokenSigningKeyAsync(store, ct).ConfigureAwait(false) : null;
 
+            // The inference plane, when providers are configured; AGENT nodes call it unless the embedding code put
+            // its own IInferenceGateway in the options.
+            var inference = BuildInferenceGateway(options, store, loggerFactory);
+            var agentInvoker = options.Inference ?? (inference is null ? null : new GatewayAgentInvoker(inference, agents, secrets.Store));
+
             // Recovery (requeueing what was queued or leased at the last stop) happens here, before any executor can
             // connect, so the first registrations see the whole backlog.
-            execution = await ExecutionEngine.OpenAsync(store, options.Execution, options.Inference,
+            execution = await ExecutionEngine.OpenAsync(store, options.Execution, agentInvoker,
                 logger: loggerFactory.CreateLogger("Wayang.Fast.Execution"), tokenSigningKey: tokenKey, cancellationToken: ct).ConfigureAwait(false);
             agents.Attach(execution);
             var plugins = new PluginRegistry(store, new PluginRegistryOptions { ServerVersion = ServerCore.ServerVersion });
-            var core = new ServerCore(options, tenants, logger, metrics, execution, audit, agents, secrets, plugins);
+            var core = new ServerCore(options, tenants, logger, metrics, execution, audit, agents, secrets, plugins, inference);
             server = new WayangServer(options, logger, store, execution, audit, secrets, core, keyFile, created?.Secret);
             await server.StartHostAsync(address, loggerFactory, ct).ConfigureAwait(false);
             Log.Started(logger, server.ProtocolEndPoint.ToString(), server.HttpEndPoint?.ToString() ?? "disabled", store.DataDirectory, options.Durability.ToString());
@@ -143,6 +148,17 @@ public sealed class WayangServer : IAsyncDisposable
             }
             throw;
         }
+    }
+
+    private static Wayang.Fast.Inference.Gateway.InferenceGateway? BuildInferenceGateway(WayangServerOptions options, FasterStateStore store, ILoggerFactory loggerFactory)
+    {
+        if (options.InferenceProviders.Count == 0)
+            return null;
+        var models = new Wayang.Fast.Inference.Models.ModelRegistry();
+        foreach (var model in options.InferenceModels)
+            models.Register(model);
+        return new Wayang.Fast.Inference.Gateway.InferenceGateway(options.InferenceProviders, models, Wayang.Fast.Inference.Routing.FallbackPolicyStore.Load(store),
+            options.InferenceGateway, logger: loggerFactory.CreateLogger("Wayang.Fast.Inference"));
     }
 
     // The audit log's own journal inside the data directory. Its geometry is fixed here, not taken from the store's

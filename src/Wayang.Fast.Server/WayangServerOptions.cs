@@ -54,9 +54,17 @@ public sealed class WayangServerOptions
     // The execution plane (section "Wayang:Server:Execution"): queue depths, leases, timeouts, task-token key.
     public ExecutionOptions Execution { get; set; } = new();
 
-    // What AGENT nodes call. Null (today: no inference plane in this process): workflows with AGENT nodes are refused
-    // with AGENT_UNAVAILABLE at registration. Set by the embedding code, never bound from configuration.
+    // What AGENT nodes call. Null: the inference gateway below when it has providers (AGENT nodes call it through
+    // GatewayAgentInvoker); with neither, workflows with AGENT nodes are refused with AGENT_UNAVAILABLE at
+    // registration. Set by embedding code (tests put a double here), never bound from configuration.
     public IInferenceGateway? Inference { get; set; }
+
+    // The inference plane: provider instances (adapters built by the host from "Wayang:Server:Inference", or by
+    // embedding code), the models they serve, and the gateway's timeouts and circuit breakers. No providers: the
+    // inference opcodes answer UNAVAILABLE.
+    public List<Wayang.Fast.Inference.Providers.IInferenceProvider> InferenceProviders { get; set; } = [];
+    public List<Wayang.Fast.Inference.Models.ModelEntry> InferenceModels { get; set; } = [];
+    public Wayang.Fast.Inference.Gateway.InferenceGatewayOptions InferenceGateway { get; set; } = new();
 
     // Secrets (section "Wayang:Server:Secrets"): the key-encryption provider and the rotation-policy check.
     public SecretsOptions Secrets { get; set; } = new();

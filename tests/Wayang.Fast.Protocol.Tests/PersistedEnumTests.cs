@@ -49,7 +49,9 @@ public class PersistedEnumTests
             ("RunResume", 0x0215), ("RunSignal", 0x0216),
             ("ExecutorRegister", 0x0220), ("ExecutorSetSlots", 0x0221), ("ExecutorHeartbeat", 0x0222), ("TaskResult", 0x0223),
             ("QueueStats", 0x0230), ("DlqList", 0x0240), ("DlqShow", 0x0241), ("DlqReplay", 0x0242), ("DlqDiscard", 0x0243),
-            ("TenantScheduleSet", 0x0250), ("TenantScheduleList", 0x0251));
+            ("TenantScheduleSet", 0x0250), ("TenantScheduleList", 0x0251),
+            ("InferenceChat", 0x0301), ("InferenceChatStream", 0x0302), ("InferenceEmbed", 0x0303), ("InferenceModelList", 0x0304),
+            ("InferenceProviderList", 0x0305), ("FallbackPolicySet", 0x0306), ("FallbackPolicyGet", 0x0307), ("FallbackPolicyDelete", 0x0308));
     }
 
     [Fact]

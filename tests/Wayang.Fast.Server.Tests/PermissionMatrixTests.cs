@@ -51,7 +51,7 @@ public sealed partial class PermissionMatrixTests
              ("DefinitionsRead", 6), ("DefinitionsWrite", 7), ("DefinitionsPublish", 8), ("RunsRead", 9), ("RunsSubmit", 10), ("RunsControl", 11),
              ("ExecutorRun", 12), ("QueuesRead", 13), ("DlqRead", 14), ("DlqManage", 15), ("AuditRead", 16), ("CrossTenant", 17),
              ("SecretsList", 18), ("SecretsRead", 19), ("SecretsWrite", 20), ("SecretsDestroy", 21), ("PluginsRead", 22), ("PluginsManage", 23),
-             ("TrustManage", 24), ("MasterKeyRotate", 25)],
+             ("TrustManage", 24), ("MasterKeyRotate", 25), ("InferenceInvoke", 26), ("InferenceRead", 27), ("InferenceManage", 28)],
             Enum.GetValues<Permission>().Select(p => (p.ToString(), (int)p)));
     }
 

@@ -13,13 +13,14 @@ public static class BuiltInRoles
         [Roles.TenantAdmin] = PermissionSet.AllPermissions.Except(Permissions.PlatformOnly).Except(PermissionSet.Of(Permission.ExecutorRun)),
         [Roles.Developer] = PermissionSet.Of(Permission.Session, Permission.DefinitionsRead, Permission.DefinitionsWrite, Permission.DefinitionsPublish,
             Permission.RunsRead, Permission.RunsSubmit, Permission.RunsControl,
-            Permission.SecretsList, Permission.SecretsRead, Permission.SecretsWrite, Permission.PluginsRead, Permission.PluginsManage),
+            Permission.SecretsList, Permission.SecretsRead, Permission.SecretsWrite, Permission.PluginsRead, Permission.PluginsManage,
+            Permission.InferenceInvoke, Permission.InferenceRead, Permission.InferenceManage),
         [Roles.Operator] = PermissionSet.Of(Permission.Session, Permission.DefinitionsRead, Permission.RunsRead, Permission.RunsSubmit, Permission.RunsControl,
-            Permission.QueuesRead, Permission.DlqRead, Permission.DlqManage, Permission.SecretsList, Permission.PluginsRead),
+            Permission.QueuesRead, Permission.DlqRead, Permission.DlqManage, Permission.SecretsList, Permission.PluginsRead, Permission.InferenceRead, Permission.InferenceManage),
         // Executors read secret values: they resolve the credential references of the tasks they run.
-        [Roles.Executor] = PermissionSet.Of(Permission.Session, Permission.ExecutorRun, Permission.SecretsRead),
+        [Roles.Executor] = PermissionSet.Of(Permission.Session, Permission.ExecutorRun, Permission.SecretsRead, Permission.InferenceInvoke),
         [Roles.Viewer] = PermissionSet.Of(Permission.Session, Permission.DefinitionsRead, Permission.RunsRead, Permission.QueuesRead, Permission.DlqRead,
-            Permission.SecretsList, Permission.PluginsRead),
+            Permission.SecretsList, Permission.PluginsRead, Permission.InferenceRead),
         // Auditors read the audit log and nothing else.
         [Roles.Auditor] = PermissionSet.Of(Permission.Session, Permission.AuditRead),
     };

@@ -41,6 +41,12 @@ public enum Permission : byte
     TrustManage = 24,
     // Platform-only: re-wrap every data key under a new key-encryption key.
     MasterKeyRotate = 25,
+    // Chat, streaming chat and embeddings through the inference gateway.
+    InferenceInvoke = 26,
+    // Models, providers with their health, the tenant's fallback policy.
+    InferenceRead = 27,
+    // Set and delete the tenant's fallback policy.
+    InferenceManage = 28,
 }
 
 public static class Permissions
@@ -73,6 +79,9 @@ public static class Permissions
         (Permission.PluginsManage, "plugins.manage"),
         (Permission.TrustManage, "trust.manage"),
         (Permission.MasterKeyRotate, "secrets.master-rotate"),
+        (Permission.InferenceInvoke, "inference.invoke"),
+        (Permission.InferenceRead, "inference.read"),
+        (Permission.InferenceManage, "inference.manage"),
     ];
 
     public static IEnumerable<Permission> All => Table.Select(t => t.Permission);

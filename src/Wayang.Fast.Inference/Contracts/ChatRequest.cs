@@ -26,6 +26,10 @@ public sealed class ChatRequest
     public string? TraceParent { get; set; }
     // The agent the request runs for (AGENT nodes): selects the agent's fallback override.
     public string? Agent { get; set; }
+    // A credential for the provider resolved from the agent's credentialRefs: HTTP adapters send it instead of the
+    // key they were configured with. Never serialized, logged or stored.
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string? ApiKey { get; set; }
 }
 
 // Wire and persisted: explicit values, append-only.

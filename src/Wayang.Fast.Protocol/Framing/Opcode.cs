@@ -93,4 +93,14 @@ public enum Opcode : ushort
     // Execution: scheduling (platform admin)
     TenantScheduleSet = 0x0250,
     TenantScheduleList = 0x0251,
+
+    // Inference (Gollek)
+    InferenceChat = 0x0301,
+    InferenceChatStream = 0x0302,
+    InferenceEmbed = 0x0303,
+    InferenceModelList = 0x0304,
+    InferenceProviderList = 0x0305,
+    FallbackPolicySet = 0x0306,
+    FallbackPolicyGet = 0x0307,
+    FallbackPolicyDelete = 0x0308,
 }

@@ -46,6 +46,10 @@ internal static class Authorization
         Opcode.QueueStats => Permission.QueuesRead,
         Opcode.DlqList or Opcode.DlqShow => Permission.DlqRead,
         Opcode.DlqReplay or Opcode.DlqDiscard => Permission.DlqManage,
+
+        Opcode.InferenceChat or Opcode.InferenceChatStream or Opcode.InferenceEmbed => Permission.InferenceInvoke,
+        Opcode.InferenceModelList or Opcode.InferenceProviderList or Opcode.FallbackPolicyGet => Permission.InferenceRead,
+        Opcode.FallbackPolicySet or Opcode.FallbackPolicyDelete => Permission.InferenceManage,
         _ => Unknown,
     };
 

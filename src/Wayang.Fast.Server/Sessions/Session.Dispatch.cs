@@ -151,6 +151,10 @@ internal sealed partial class Session
                 DispatchExecution(in frame, streamId, opcode, start);
                 return;
 
+            case >= Opcode.InferenceChat and <= (Opcode)0x03ff:
+                DispatchInference(in frame, streamId, opcode, start);
+                return;
+
             default:
                 _writer.WriteError(streamId, opcode, ErrorCode.UnknownOpcode, start);
                 return;
@@ -242,6 +246,11 @@ internal sealed partial class Session
         {
             error = CancelError(request);
             closed = error is null;
+        }
+        catch (WayangException ex)
+        {
+            // The plane's answer (an inference stream that broke, timed out or found no target): its own code.
+            error = ex.Error;
         }
         catch (Exception ex)
         {
