@@ -34,11 +34,11 @@ public static class TinyGgufWriter
     private const uint TypeArray = 9;
     private const uint GgmlF32 = 0;
 
-    // Normal pieces after the byte tokens, with decreasing scores. The prefixes of "▁hello" and "▁world" are there so
+    // Normal pieces after the byte tokens, with decreasing scores. The prefixes of "▁the", "▁hello" and "▁world" are there so
     // that SentencePiece merging (pairs whose concatenation is a piece) reaches the whole words.
     private static readonly string[] Pieces =
     [
-        "\u2581", "\u2581the", "\u2581h", "\u2581he", "\u2581hel", "\u2581hell", "\u2581hello",
+        "\u2581", "\u2581t", "\u2581th", "\u2581the", "\u2581h", "\u2581he", "\u2581hel", "\u2581hell", "\u2581hello",
         "\u2581w", "\u2581wo", "\u2581wor", "\u2581worl", "\u2581world", "e", "t", "o", "l",
     ];
 
