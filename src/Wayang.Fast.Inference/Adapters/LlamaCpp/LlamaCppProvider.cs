@@ -15,7 +15,6 @@ namespace Wayang.Fast.Inference.Adapters.LlamaCpp;
 public sealed class LlamaCppProvider : IInferenceProvider, IDisposable
 {
     public const string KindName = "llamacpp";
-    private const long NoMaxTokens = 0;
 
     private readonly LlamaCppOptions _options;
     private readonly ConcurrentDictionary<string, Lazy<Task<LlamaCppModel>>> _models = new(StringComparer.Ordinal);
@@ -165,7 +164,7 @@ public sealed class LlamaCppProvider : IInferenceProvider, IDisposable
             throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "The llama.cpp adapter does not support JSON response formats yet.");
         if (request.Messages.Count == 0)
             throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "A chat request needs at least one message.");
-        if (request.MaxTokens is int m && m < NoMaxTokens)
+        if (request.MaxTokens is < 0)
             throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "max_tokens must not be negative.");
     }
 
