@@ -1,0 +1,19 @@
+namespace Wayang.Fast.Inference.Adapters.LlamaCpp;
+
+public sealed class LlamaCppOptions
+{
+    public string Name { get; set; } = "llamacpp";
+    // GGUF files; a model's name is its file name without ".gguf".
+    public string ModelsDirectory { get; set; } = "";
+    // Tokens of KV cache each concurrent sequence gets (prompt plus completion). 0: the model's trained context,
+    // capped at 4096 so that a model trained for 128k does not reserve gigabytes per sequence.
+    public int ContextLength { get; set; }
+    // Requests decoded together on one context; more wait for a free sequence.
+    public int MaxSequences { get; set; } = 4;
+    // Tokens per llama_decode call: one per generating sequence plus prompt chunks.
+    public int BatchSize { get; set; } = 512;
+    // llama.cpp's compute threads; 0: its default.
+    public int Threads { get; set; }
+    // The completion budget of a request that names none.
+    public int DefaultMaxTokens { get; set; } = 512;
+}
