@@ -101,7 +101,8 @@ public sealed class OllamaProvider : IInferenceProvider, IDisposable
             }
             catch (Exception ex) when (IsTransportError(ex) && !cancellationToken.IsCancellationRequested)
             {
-                throw yielded ? Broken($"the stream broke: {ex.Message}", ErrorCode.StreamBroken) : InferenceErrors.FromException(Name, ex);
+                // Broken after the answer started, deltas yielded or not (a reset can drop what was already sent).
+                throw Broken($"the stream broke: {ex.Message}", InferenceErrors.FromException(Name, ex).Code);
             }
             if (line is null)
                 throw Broken("the stream ended before its final (done) object", ErrorCode.StreamBroken);

@@ -100,7 +100,8 @@ public sealed class TritonProvider : IInferenceProvider, IDisposable
             }
             catch (Exception ex) when (IsTransportError(ex) && !cancellationToken.IsCancellationRequested)
             {
-                throw yielded ? Broken($"the stream broke: {ex.Message}", ErrorCode.StreamBroken) : InferenceErrors.FromException(Name, ex);
+                // Broken after the answer started, deltas yielded or not (a reset can drop what was already sent).
+                throw Broken($"the stream broke: {ex.Message}", InferenceErrors.FromException(Name, ex).Code);
             }
             // The stream has no final event: the response's clean end is the end of generation (a broken connection
             // is an exception above). A last event without its blank line is still dispatched.
