@@ -75,6 +75,8 @@ internal static class SseStream
             }
             foreach (var delta in batch)
             {
+                // Events already buffered would otherwise still go out after the caller cancelled.
+                cancellationToken.ThrowIfCancellationRequested();
                 yielded = true;
                 yield return delta;
             }
