@@ -216,17 +216,19 @@ internal static class OpenAiJson
         string code = String(error, "code") ?? "";
         string type = String(error, "type") ?? "";
         string message = String(error, "message") ?? "";
-        if (code == "context_length_exceeded" || InferenceErrors.LooksLikeContextLength(message))
-            return ErrorCode.ContextLengthExceeded;
-        if (code is "content_filter" or "content_policy_violation" || InferenceErrors.LooksLikeContentFilter(code + " " + message))
-            return ErrorCode.ContentFiltered;
-        if (code == "rate_limit_exceeded" || type is "rate_limit_error" or "requests" or "tokens")
-            return ErrorCode.InferenceRateLimited;
-        if (code == "invalid_api_key" || type == "authentication_error")
-            return ErrorCode.ProviderAuthFailed;
-        if (code == "model_not_found")
-            return ErrorCode.ModelNotFound;
-        return ErrorCode.None;
+        // The documented codes first; the wording heuristics only for servers that give none (vLLM, llama.cpp), so
+        // a rate-limit message that mentions tokens is not read as a context-length error.
+        return (code, type) switch
+        {
+            ("context_length_exceeded", _) => ErrorCode.ContextLengthExceeded,
+            ("content_filter" or "content_policy_violation", _) => ErrorCode.ContentFiltered,
+            ("rate_limit_exceeded", _) or (_, "rate_limit_error" or "requests" or "tokens") => ErrorCode.InferenceRateLimited,
+            ("invalid_api_key", _) or (_, "authentication_error") => ErrorCode.ProviderAuthFailed,
+            ("model_not_found", _) => ErrorCode.ModelNotFound,
+            _ when InferenceErrors.LooksLikeContextLength(message) => ErrorCode.ContextLengthExceeded,
+            _ when InferenceErrors.LooksLikeContentFilter(message) => ErrorCode.ContentFiltered,
+            _ => ErrorCode.None,
+        };
     }
 
     // An error object in a 200 body or inside a stream: classified by its code or type, then by the HTTP status
