@@ -21,6 +21,10 @@ public sealed class ProviderHttp : IDisposable
             ConnectTimeout = options.ConnectTimeout,
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
             AutomaticDecompression = System.Net.DecompressionMethods.All,
+            // A response disposed unfinished (a cancelled or abandoned stream) closes its connection at once. The
+            // default drains up to 1 MiB for 2 s to reuse the connection, which keeps the provider generating (and
+            // billing) tokens nobody reads.
+            MaxResponseDrainSize = 0,
         };
         _client = new HttpClient(handler) { BaseAddress = options.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
         foreach (var (k, v) in options.Headers)

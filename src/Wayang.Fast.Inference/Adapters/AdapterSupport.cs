@@ -1,0 +1,144 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Inference.Providers;
+using Wayang.Fast.Inference.Providers.Http;
+
+namespace Wayang.Fast.Inference.Adapters;
+
+// What the HTTP/JSON adapters share beyond ProviderHttp: endpoint addresses, JSON bodies written with Utf8JsonWriter
+// and read with JsonDocument (no reflection serialization), and the stream-failure rule of IInferenceProvider.
+internal static class AdapterSupport
+{
+    private static readonly MediaTypeHeaderValue Json = new("application/json");
+
+    // {base}/v1/{path} (path may carry a query). Built by hand rather than by HttpClient's relative resolution, which drops a base path without
+    // a trailing slash ("http://gw/openai" + "v1/models" would lose "openai"); a base that already ends in /v1 (the
+    // form OpenAI and Mistral document) is not given a second one.
+    public static Uri Endpoint(Uri baseAddress, string path)
+    {
+        string root = baseAddress.GetLeftPart(UriPartial.Path).TrimEnd('/');
+        if (!root.EndsWith("/v1", StringComparison.OrdinalIgnoreCase))
+            root += "/v1";
+        return new Uri(root + "/" + path);
+    }
+
+    public static HttpContent JsonContent(Action<Utf8JsonWriter> write)
+    {
+        var buffer = new ArrayBufferWriter<byte>(1024);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            write(writer);
+        }
+        var content = new ReadOnlyMemoryContent(buffer.WrittenMemory);
+        content.Headers.ContentType = Json;
+        return content;
+    }
+
+    // Writes JSON text that came from the caller (a tool's parameter schema, tool arguments) as a value; text that is
+    // not one JSON object is refused as an invalid request rather than sent for the provider to reject.
+    public static void WriteRawObject(Utf8JsonWriter writer, string provider, string json, string what)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, provider, $"{what} is not a JSON object.");
+            doc.RootElement.WriteTo(writer);
+        }
+        catch (JsonException ex)
+        {
+            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, provider, $"{what} is not valid JSON: {ex.Message}");
+        }
+    }
+
+    // Reads a successful answer's body as one JSON document; transport failures and malformed JSON are classified,
+    // the caller's cancellation passes untouched.
+    public static async Task<JsonDocument> ReadJsonAsync(HttpResponseMessage response, string provider, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+            await using (stream.ConfigureAwait(false))
+            {
+                return await JsonDocument.ParseAsync(stream, default, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw InferenceErrors.FromException(provider, ex);
+        }
+    }
+
+    // A stream that failed: once deltas went out the caller holds a partial answer (STREAM_BROKEN), before that the
+    // failure is classified as any other (a malformed event is PROVIDER_BAD_RESPONSE). An error the provider itself
+    // reported in the stream (an error event) is not a failure of the stream: adapters throw it as it is.
+    public static WayangException StreamFailure(string provider, Exception ex, bool yielded)
+    {
+        if (yielded)
+            return InferenceErrors.Create(ErrorCode.StreamBroken, provider, $"Provider '{provider}' broke the stream mid-answer: {ex.Message}");
+        return ex switch
+        {
+            WayangException known => known,
+            JsonException => InferenceErrors.Create(ErrorCode.ProviderBadResponse, provider, $"Provider '{provider}' sent a malformed stream event: {ex.Message}"),
+            _ => InferenceErrors.FromException(provider, ex),
+        };
+    }
+
+    public static WayangException StreamEndedEarly(string provider, bool yielded) =>
+        yielded
+            ? InferenceErrors.Create(ErrorCode.StreamBroken, provider, $"Provider '{provider}' ended the stream before the completion finished.")
+            : InferenceErrors.Create(ErrorCode.ProviderBadResponse, provider, $"Provider '{provider}' ended the stream without an answer.");
+
+    // An error event inside a 200 stream, classified by the provider's error type.
+    public static WayangException InStreamError(string provider, ErrorCode code, string message) =>
+        InferenceErrors.Create(code, provider, $"Provider '{provider}' reported an error in the stream: {message}");
+
+    // A models listing as the health probe; never throws (the caller's own cancellation aside).
+    public static async Task<ProviderHealth> ProbeAsync(string provider, Func<CancellationToken, Task> probe, CancellationToken cancellationToken)
+    {
+        long start = Stopwatch.GetTimestamp();
+        try
+        {
+            await probe(cancellationToken).ConfigureAwait(false);
+            return new ProviderHealth(true, Stopwatch.GetElapsedTime(start));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Not a failure of the provider: the caller (shutdown, a probe loop's own deadline) stopped asking.
+            throw;
+        }
+        catch (Exception ex)
+        {
+            string message = ex is WayangException w ? w.Error.ToString() : InferenceErrors.FromException(provider, ex).Error.ToString();
+            return new ProviderHealth(false, Stopwatch.GetElapsedTime(start), message);
+        }
+    }
+
+    public static string? String(JsonElement element, string name) =>
+        element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.String ? p.GetString() : null;
+
+    public static int Int(JsonElement element, string name) =>
+        element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.Number && p.TryGetInt32(out int v) ? v : 0;
+
+    public static bool TryObject(JsonElement element, string name, out JsonElement value)
+    {
+        if (element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out value) && value.ValueKind == JsonValueKind.Object)
+            return true;
+        value = default;
+        return false;
+    }
+
+    public static bool TryArray(JsonElement element, string name, out JsonElement value)
+    {
+        if (element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out value) && value.ValueKind == JsonValueKind.Array)
+            return true;
+        value = default;
+        return false;
+    }
+
+    public static WayangException BadResponse(string provider, string what) =>
+        InferenceErrors.Create(ErrorCode.ProviderBadResponse, provider, $"Provider '{provider}' sent an answer without {what}.");
+}
