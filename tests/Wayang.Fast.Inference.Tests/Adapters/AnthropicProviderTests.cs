@@ -359,4 +359,16 @@ public sealed class AnthropicProviderTests : IAsyncLifetime
         Assert.False(down.Healthy);
         Assert.Contains("PROVIDER_UNAVAILABLE", down.Error, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_per_request_credential_replaces_the_configured_key_for_that_request_only()
+    {
+        var request = Simple();
+        request.ApiKey = "sk-agent";
+        await _provider.ChatAsync(request, "claude-test-1", default);
+        Assert.Equal("sk-agent", _fake.LastRequest.Headers["x-api-key"]);
+
+        await _provider.ChatAsync(Simple(), "claude-test-1", default);
+        Assert.DoesNotContain("sk-agent", string.Join(",", _fake.LastRequest.Headers.Values), StringComparison.Ordinal);
+    }
 }

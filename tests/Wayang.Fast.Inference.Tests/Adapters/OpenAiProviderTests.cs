@@ -381,4 +381,16 @@ public sealed class OpenAiProviderTests : IAsyncLifetime
         Assert.False(down.Healthy);
         Assert.Contains("PROVIDER_UNAVAILABLE", down.Error, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_per_request_credential_replaces_the_configured_key_for_that_request_only()
+    {
+        var request = Simple();
+        request.ApiKey = "sk-agent";
+        await _provider.ChatAsync(request, "gpt-test", default);
+        Assert.Equal("Bearer sk-agent", _fake.LastRequest.Headers["Authorization"]);
+
+        await _provider.ChatAsync(Simple(), "gpt-test", default);
+        Assert.DoesNotContain("sk-agent", string.Join(",", _fake.LastRequest.Headers.Values), StringComparison.Ordinal);
+    }
 }

@@ -53,7 +53,7 @@ public sealed class AnthropicProvider : IInferenceProvider, IDisposable
         {
             Content = AdapterSupport.JsonContent(w => AnthropicJson.WriteMessagesRequest(w, Name, request, model, stream)),
         };
-        return await _http.SendAsync(message, cancellationToken, AnthropicJson.ReadError).ConfigureAwait(false);
+        return await _http.SendAsync(message, cancellationToken, AnthropicJson.ReadError, request.ApiKey).ConfigureAwait(false);
     }
 
     public Task<EmbeddingResponse> EmbedAsync(EmbeddingRequest request, string model, CancellationToken cancellationToken) =>

@@ -46,7 +46,7 @@ public sealed class OpenAiProvider : IInferenceProvider, IDisposable
         {
             Content = AdapterSupport.JsonContent(w => OpenAiJson.WriteChatRequest(w, Name, request, model, stream)),
         };
-        return await _http.SendAsync(message, cancellationToken, OpenAiJson.ReadError).ConfigureAwait(false);
+        return await _http.SendAsync(message, cancellationToken, OpenAiJson.ReadError, request.ApiKey).ConfigureAwait(false);
     }
 
     public async Task<EmbeddingResponse> EmbedAsync(EmbeddingRequest request, string model, CancellationToken cancellationToken)

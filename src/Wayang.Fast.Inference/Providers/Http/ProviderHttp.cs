@@ -11,6 +11,7 @@ public sealed class ProviderHttp : IDisposable
 {
     private readonly HttpClient _client;
     private readonly HttpProviderOptions _options;
+    private readonly Action<HttpRequestHeaders, string?> _authorize;
 
     public ProviderHttp(HttpProviderOptions options, Action<HttpRequestHeaders, string?>? authorize = null)
     {
@@ -29,7 +30,8 @@ public sealed class ProviderHttp : IDisposable
         _client = new HttpClient(handler) { BaseAddress = options.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
         foreach (var (k, v) in options.Headers)
             _client.DefaultRequestHeaders.TryAddWithoutValidation(k, v);
-        (authorize ?? BearerAuth)(_client.DefaultRequestHeaders, options.ApiKey);
+        _authorize = authorize ?? BearerAuth;
+        _authorize(_client.DefaultRequestHeaders, options.ApiKey);
     }
 
     public string Provider => _options.Name;
@@ -45,10 +47,14 @@ public sealed class ProviderHttp : IDisposable
     // Sends and returns a successful response (headers read; the body is the caller's, to dispose). Error statuses
     // are read and classified here; readError(status, body) may return the code the provider's body names and its
     // message. Cancellation by the caller's token surfaces as OperationCanceledException, untouched.
+    // apiKey: a per-request credential (ChatRequest.ApiKey, from an agent's credentialRefs) sent in place of the
+    // configured one: HttpClient adds a default header only when the request does not carry it already.
     public async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken,
-        Func<int, string, (ErrorCode Code, string? Message)>? readError = null)
+        Func<int, string, (ErrorCode Code, string? Message)>? readError = null, string? apiKey = null)
     {
         ArgumentNullException.ThrowIfNull(request);
+        if (!string.IsNullOrEmpty(apiKey))
+            _authorize(request.Headers, apiKey);
         HttpResponseMessage response;
         try
         {
