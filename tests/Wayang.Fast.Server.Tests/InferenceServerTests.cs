@@ -176,6 +176,80 @@ public sealed class InferenceServerTests
         await dev.ExpectErrorAsync(Opcode.InferenceChat, Chat(), ErrorCode.Unavailable);
     }
 
+    [Fact]
+    public async Task An_AGENT_node_calls_the_gateway_with_its_agents_prompt_parameters_and_credential()
+    {
+        var (h, a, _) = await StartAsync();
+        await using var _h = h;
+        await using var dev = await h.ConnectAsync("developer");
+        ChatRequest? seen = null;
+        a.OnChat = (r, model, _) =>
+        {
+            seen = r;
+            return Task.FromResult(FakeProvider.Answer(model, "Rain, briefly."));
+        };
+        await dev.CallAsync<SecretWriteRequest, SecretVersionDto>(Opcode.SecretPut, new SecretWriteRequest { Path = "providers/a", Value = Encoding.UTF8.GetBytes("sk-tenant-key") });
+        await dev.CallAsync<DefinitionRequest, DefinitionVersionDto>(Opcode.DefinitionCreate, new DefinitionRequest
+        {
+            Kind = 2,
+            DefinitionJson = Encoding.UTF8.GetBytes("""
+                {"id":"summariser","modelAlias":"default","systemPrompt":"Be brief.","promptTemplate":"Summarise {{topic}} for {{who}}.",
+                 "variables":[{"name":"topic","required":true},{"name":"who"}],"parameters":{"temperature":0.2,"maxTokens":64},
+                 "credentialRefs":["secret://providers/a"]}
+                """),
+        });
+        await dev.CallAsync<DefinitionTransitionRequest, DefinitionVersionDto>(Opcode.DefinitionTransition,
+            new DefinitionTransitionRequest { Kind = 2, Id = "summariser", Version = 1, Target = (byte)Common.Definitions.DefinitionState.Published });
+        await dev.CallAsync<WorkflowRegisterRequest, WorkflowRegisterResponse>(Opcode.WorkflowRegister, new WorkflowRegisterRequest
+        {
+            DefinitionJson = Encoding.UTF8.GetBytes("""{"id":"summarise","nodes":[{"id":"ask","type":"AGENT","agent":"summariser","agentVersion":1}]}"""),
+        });
+
+        var submitted = await dev.CallAsync<RunSubmitRequest, RunSubmitResponse>(Opcode.RunSubmit,
+            new RunSubmitRequest { WorkflowId = "summarise", InputJson = Encoding.UTF8.GetBytes("""{"topic":"rain"}""") });
+        RunDto run;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((run = await dev.CallAsync<RunGetRequest, RunDto>(Opcode.RunGet, new RunGetRequest { RunId = submitted.RunId })).Status != (int)Common.Runs.RunStatus.Completed)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"run status {run.Status}");
+            await Task.Delay(10);
+        }
+
+        var output = System.Text.Json.JsonDocument.Parse(run.Nodes.Single().OutputJson).RootElement;
+        Assert.Equal(("Rain, briefly.", "a", "STOP"), (output.GetProperty("text").GetString(), output.GetProperty("provider").GetString(), output.GetProperty("finishReason").GetString()));
+        Assert.NotNull(seen);
+        Assert.Equal(("sk-tenant-key", "summariser", ExecutionHarness.Tenant), (seen.ApiKey, seen.Agent, seen.TenantId));
+        Assert.Equal(["Be brief.", "Summarise rain for ."], seen.Messages.Select(m => m.TextContent()));
+        Assert.Equal((0.2, 64), (seen.Temperature, seen.MaxTokens));
+    }
+
+    [Fact]
+    public async Task An_AGENT_node_whose_provider_fails_records_the_inference_code()
+    {
+        var (h, a, _) = await StartAsync();
+        await using var _h = h;
+        await using var dev = await h.ConnectAsync("developer");
+        a.OnChat = (_, _, _) => FakeProvider.Fails(ErrorCode.ContentFiltered, "a");
+        await dev.CallAsync<DefinitionRequest, DefinitionVersionDto>(Opcode.DefinitionCreate,
+            new DefinitionRequest { Kind = 2, DefinitionJson = Encoding.UTF8.GetBytes("""{"id":"helper","model":"small","promptTemplate":"hi"}""") });
+        await dev.CallAsync<DefinitionTransitionRequest, DefinitionVersionDto>(Opcode.DefinitionTransition,
+            new DefinitionTransitionRequest { Kind = 2, Id = "helper", Version = 1, Target = (byte)Common.Definitions.DefinitionState.Published });
+        await dev.CallAsync<WorkflowRegisterRequest, WorkflowRegisterResponse>(Opcode.WorkflowRegister, new WorkflowRegisterRequest
+        {
+            DefinitionJson = Encoding.UTF8.GetBytes("""{"id":"asks","nodes":[{"id":"ask","type":"AGENT","agent":"helper","agentVersion":1}]}"""),
+        });
+
+        var submitted = await dev.CallAsync<RunSubmitRequest, RunSubmitResponse>(Opcode.RunSubmit, new RunSubmitRequest { WorkflowId = "asks" });
+        RunDto run;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((run = await dev.CallAsync<RunGetRequest, RunDto>(Opcode.RunGet, new RunGetRequest { RunId = submitted.RunId })).Status != (int)Common.Runs.RunStatus.Failed)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"run status {run.Status}");
+            await Task.Delay(10);
+        }
+        Assert.Equal("CONTENT_FILTERED", run.Nodes.Single().ErrorCode);
+    }
+
     private static async IAsyncEnumerable<ChatDelta> FromChannel(ChannelReader<string> reader, Action onPull, [EnumeratorCancellation] CancellationToken ct)
     {
         while (await reader.WaitToReadAsync(ct))
