@@ -55,6 +55,33 @@ internal static class ServeConfiguration
     public static WayangServerOptions BindServerOptions(IConfiguration configuration) =>
         BindSection<WayangServerOptions>(configuration.GetSection(WayangServerOptions.SectionName), "server");
 
+    // Section "Wayang:Inference": Providers (ProviderConfig: Name, Kind, BaseAddress, ApiKey, ...), Models (ModelEntry)
+    // and Gateway (InferenceGatewayOptions: timeouts, circuit breaker). No providers: no inference plane.
+    public static void BindInference(IConfiguration configuration, WayangServerOptions options, string? workingDirectory = null)
+    {
+        var section = configuration.GetSection("Wayang:Inference");
+        var providers = BindSection<List<Wayang.Fast.Inference.Providers.ProviderConfig>>(section.GetSection("Providers"), "inference provider");
+        var created = new List<Wayang.Fast.Inference.Providers.IInferenceProvider>();
+        try
+        {
+            foreach (var p in providers)
+            {
+                if (p.ModelsDirectory is not null)
+                    p.ModelsDirectory = Path.GetFullPath(p.ModelsDirectory, workingDirectory ?? Directory.GetCurrentDirectory());
+                created.Add(Wayang.Fast.Inference.Providers.ProviderFactory.Create(p));
+            }
+        }
+        catch (ArgumentException e)
+        {
+            foreach (var p in created.OfType<IDisposable>())
+                p.Dispose();
+            throw new UsageException("Invalid inference configuration: " + e.Message);
+        }
+        options.InferenceProviders = created;
+        options.InferenceModels = BindSection<List<Wayang.Fast.Inference.Models.ModelEntry>>(section.GetSection("Models"), "inference model");
+        options.InferenceGateway = BindSection<Wayang.Fast.Inference.Gateway.InferenceGatewayOptions>(section.GetSection("Gateway"), "inference gateway");
+    }
+
     // A value the binder cannot convert is the operator's input: a usage error naming what was being configured.
     public static T BindSection<T>(IConfigurationSection section, string what) where T : new()
     {

@@ -96,6 +96,7 @@ public static partial class WayangCli
         var configuration = ServeConfiguration.Build(configPath, env.Variables, flags, env.WorkingDirectory);
         var options = ServeConfiguration.BindServerOptions(configuration);
         options.DataDirectory = Path.GetFullPath(options.DataDirectory, env.WorkingDirectory);
+        ServeConfiguration.BindInference(configuration, options, env.WorkingDirectory);
         // The host prints the one-time key notice itself, in the format documented in the README.
         options.PrintBootstrapKey = false;
 

@@ -349,6 +349,22 @@ public sealed class WayangServer : IAsyncDisposable
             {
                 Log.ShutdownStepFailed(_logger, "stop the execution engine", ex);
             }
+            // After the engine (no AGENT call is left): the server owns the providers its options gave it (a llama.cpp
+            // runtime holds native memory, HTTP adapters their connection pools).
+            foreach (var provider in _options.InferenceProviders)
+            {
+                try
+                {
+                    if (provider is IAsyncDisposable asyncDisposable)
+                        await asyncDisposable.DisposeAsync().ConfigureAwait(false);
+                    else if (provider is IDisposable disposable)
+                        disposable.Dispose();
+                }
+                catch (Exception ex)
+                {
+                    Log.ShutdownStepFailed(_logger, $"close inference provider {provider.Name}", ex);
+                }
+            }
 
             _core.StorageOpen = false;
             try

@@ -61,7 +61,7 @@ public sealed class WayangServerOptions
 
     // The inference plane: provider instances (adapters built by the host from "Wayang:Server:Inference", or by
     // embedding code), the models they serve, and the gateway's timeouts and circuit breakers. No providers: the
-    // inference opcodes answer UNAVAILABLE.
+    // inference opcodes answer UNAVAILABLE. The server disposes the providers when it stops.
     public List<Wayang.Fast.Inference.Providers.IInferenceProvider> InferenceProviders { get; set; } = [];
     public List<Wayang.Fast.Inference.Models.ModelEntry> InferenceModels { get; set; } = [];
     public Wayang.Fast.Inference.Gateway.InferenceGatewayOptions InferenceGateway { get; set; } = new();

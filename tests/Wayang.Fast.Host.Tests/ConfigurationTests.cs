@@ -126,3 +126,60 @@ public sealed class ConfigurationTests
     public void Bad_server_addresses_are_usage_errors(string value) =>
         Assert.Throws<UsageException>(() => WayangCli.ParseServer(value));
 }
+
+public sealed class InferenceConfigurationTests
+{
+    [Fact]
+    public void Providers_models_and_gateway_options_bind_from_the_file_with_the_key_from_the_environment()
+    {
+        using var dir = new TempDirectory();
+        var file = Path.Combine(dir.Path, "custom.json");
+        File.WriteAllText(file, """
+            { "Wayang": { "Inference": {
+                "Providers": [
+                  { "Name": "local", "Kind": "llamacpp", "ModelsDirectory": "models", "MaxSequences": 2 },
+                  { "Name": "ollama", "Kind": "ollama", "BaseAddress": "http://127.0.0.1:11434", "KeepAliveSeconds": 300 },
+                  { "Name": "openai", "Kind": "openai", "BaseAddress": "https://api.openai.com" },
+                  { "Name": "claude", "Kind": "anthropic", "BaseAddress": "https://api.anthropic.com" },
+                  { "Name": "trt", "Kind": "triton", "BaseAddress": "http://10.0.0.5:8000" } ],
+                "Models": [ { "Id": "gpt", "Aliases": [ "default" ], "Provider": "openai", "RemoteName": "gpt-4o-mini", "ContextLength": 128000 } ],
+                "Gateway": { "TotalTimeout": "00:00:45", "CircuitBreaker": { "FailureThreshold": 3 } } } } }
+            """);
+        var environment = new Dictionary<string, string?> { ["WAYANG_Inference__Providers__2__ApiKey"] = "sk-from-env" };
+        var options = new WayangServerOptions();
+
+        ServeConfiguration.BindInference(ServeConfiguration.Build(file, environment, new Dictionary<string, string?>(), dir.Path), options, dir.Path);
+
+        try
+        {
+            Assert.Equal([("local", "llamacpp"), ("ollama", "ollama"), ("openai", "openai"), ("claude", "anthropic"), ("trt", "triton")],
+                options.InferenceProviders.Select(p => (p.Name, p.Kind)));
+            var model = Assert.Single(options.InferenceModels);
+            Assert.Equal(("gpt", "gpt-4o-mini", 128000, "default"), (model.Id, model.ProviderModel, model.ContextLength, model.Aliases.Single()));
+            Assert.Equal(TimeSpan.FromSeconds(45), options.InferenceGateway.TotalTimeout);
+            Assert.Equal(3, options.InferenceGateway.CircuitBreaker.FailureThreshold);
+        }
+        finally
+        {
+            foreach (var p in options.InferenceProviders.OfType<IDisposable>())
+                p.Dispose();
+        }
+    }
+
+    [Theory]
+    [InlineData("""{ "Name": "x", "Kind": "vllm-direct", "BaseAddress": "http://h" }""", "known kinds")]
+    [InlineData("""{ "Name": "x", "Kind": "openai" }""", "BaseAddress")]
+    [InlineData("""{ "Name": "x", "Kind": "llamacpp" }""", "ModelsDirectory")]
+    [InlineData("""{ "Kind": "ollama", "BaseAddress": "http://h" }""", "needs a Name")]
+    public void A_provider_that_cannot_work_is_a_usage_error_naming_it(string provider, string expected)
+    {
+        using var dir = new TempDirectory();
+        var file = Path.Combine(dir.Path, "custom.json");
+        File.WriteAllText(file, $$"""{ "Wayang": { "Inference": { "Providers": [ {{provider}} ] } } }""");
+
+        var ex = Assert.Throws<UsageException>(() =>
+            ServeConfiguration.BindInference(ServeConfiguration.Build(file, [], new Dictionary<string, string?>(), dir.Path), new WayangServerOptions(), dir.Path));
+
+        Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,78 @@
+using Wayang.Fast.Inference.Adapters.Anthropic;
+using Wayang.Fast.Inference.Adapters.LlamaCpp;
+using Wayang.Fast.Inference.Adapters.Ollama;
+using Wayang.Fast.Inference.Adapters.OpenAi;
+using Wayang.Fast.Inference.Adapters.Triton;
+using Wayang.Fast.Inference.Providers.Http;
+
+namespace Wayang.Fast.Inference.Providers;
+
+// One provider instance as configuration describes it ("Wayang:Inference:Providers:<n>"). Kind picks the adapter;
+// the HTTP fields serve ollama, openai, anthropic and triton, the llama.cpp fields the in-process runtime.
+public sealed class ProviderConfig
+{
+    public string Name { get; set; } = "";
+    // llamacpp, ollama, openai, anthropic, triton.
+    public string Kind { get; set; } = "";
+    public string? BaseAddress { get; set; }
+    // Prefer supplying it through the environment (WAYANG_Inference__Providers__0__ApiKey) over a file.
+    public string? ApiKey { get; set; }
+    public double ConnectTimeoutSeconds { get; set; } = 5;
+    public Dictionary<string, string> Headers { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+    // ollama: how long a model stays loaded after a request (keep_alive); null: Ollama's default.
+    public double? KeepAliveSeconds { get; set; }
+    // triton: max_tokens when a request gives none (the generate extension requires it).
+    public int DefaultMaxTokens { get; set; } = 1024;
+    // llamacpp.
+    public string? ModelsDirectory { get; set; }
+    public int ContextLength { get; set; }
+    public int MaxSequences { get; set; } = 4;
+    public int Threads { get; set; }
+}
+
+public static class ProviderFactory
+{
+    public static readonly IReadOnlyList<string> Kinds = ["llamacpp", "ollama", "openai", "anthropic", "triton"];
+
+    // ArgumentException naming the provider for what cannot work (an unknown kind, a missing address or directory).
+    public static IInferenceProvider Create(ProviderConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (string.IsNullOrWhiteSpace(config.Name))
+            throw new ArgumentException("An inference provider needs a Name.", nameof(config));
+        switch (config.Kind.ToLowerInvariant())
+        {
+            case "llamacpp":
+                if (string.IsNullOrWhiteSpace(config.ModelsDirectory))
+                    throw new ArgumentException($"Provider '{config.Name}' (llamacpp) needs a ModelsDirectory.", nameof(config));
+                return new LlamaCppProvider(new LlamaCppOptions
+                {
+                    Name = config.Name, ModelsDirectory = config.ModelsDirectory, ContextLength = config.ContextLength, MaxSequences = config.MaxSequences, Threads = config.Threads,
+                });
+            case "ollama":
+                return new OllamaProvider(Http(config), config.KeepAliveSeconds is double s ? TimeSpan.FromSeconds(s) : null);
+            case "openai":
+                return new OpenAiProvider(Http(config));
+            case "anthropic":
+                return new AnthropicProvider(Http(config));
+            case "triton":
+                return new TritonProvider(Http(config), config.DefaultMaxTokens);
+            default:
+                throw new ArgumentException($"Provider '{config.Name}' has kind '{config.Kind}'; known kinds: {string.Join(", ", Kinds)}.", nameof(config));
+        }
+    }
+
+    private static HttpProviderOptions Http(ProviderConfig config)
+    {
+        if (!Uri.TryCreate(config.BaseAddress, UriKind.Absolute, out var address) || address.Scheme is not ("http" or "https"))
+            throw new ArgumentException($"Provider '{config.Name}' ({config.Kind}) needs an http(s) BaseAddress.", nameof(config));
+        return new HttpProviderOptions
+        {
+            Name = config.Name,
+            BaseAddress = address,
+            ApiKey = config.ApiKey,
+            ConnectTimeout = TimeSpan.FromSeconds(config.ConnectTimeoutSeconds > 0 ? config.ConnectTimeoutSeconds : 5),
+            Headers = new Dictionary<string, string>(config.Headers, StringComparer.OrdinalIgnoreCase),
+        };
+    }
+}
