@@ -52,6 +52,7 @@ public static partial class WayangCli
         root.Add(BuildAudit(env));
         root.Add(BuildSecrets(env));
         root.Add(BuildPlugins(env));
+        root.Add(BuildInference(env));
         return root;
     }
 

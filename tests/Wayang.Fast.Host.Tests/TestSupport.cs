@@ -85,17 +85,22 @@ internal sealed class CliTenantServer : IAsyncDisposable
 
     public string KeyId(string role) => _keyIds[role];
 
-    public static async Task<CliTenantServer> StartAsync(params (string Role, string KeyName)[] keys)
+    public static Task<CliTenantServer> StartAsync(params (string Role, string KeyName)[] keys) => StartAsync(null, keys);
+
+    // configure: server options beyond the defaults (inference providers, say).
+    public static async Task<CliTenantServer> StartAsync(Action<Server.WayangServerOptions>? configure, params (string Role, string KeyName)[] keys)
     {
         var harness = new CliTenantServer();
-        harness._server = await Server.WayangServer.StartAsync(new Server.WayangServerOptions
+        var options = new Server.WayangServerOptions
         {
             DataDirectory = Path.Combine(harness._data.Path, "data"),
             Port = 0,
             HttpPort = -1,
             PrintBootstrapKey = false,
             Durability = Storage.DurabilityMode.Relaxed,
-        });
+        };
+        configure?.Invoke(options);
+        harness._server = await Server.WayangServer.StartAsync(options);
         int port = harness._server.ProtocolEndPoint.Port;
         await using var platform = await Client.WayangClient.ConnectAsync(new Client.WayangClientOptions
         {
