@@ -61,6 +61,12 @@ public sealed class InferenceServerTests
         await dev.ExpectErrorAsync(Opcode.InferenceChat, Chat("nope"), ErrorCode.ModelNotFound);
         await dev.ExpectErrorAsync(Opcode.InferenceChat, new ChatRequestDto { Model = "small" }, ErrorCode.InvalidArgument);
         await dev.ExpectErrorAsync(Opcode.InferenceChat, new ChatRequestDto { Model = "small", Messages = [new ChatMessageDto { Role = 9, Parts = ["x"] }] }, ErrorCode.InvalidArgument);
+        // nil where an array element or field belongs: [model, [nil]] and [model, [[1, nil]]] and a nil Parts array.
+        await dev.ExpectErrorAsync(Opcode.InferenceChat, new ChatRequestDto { Model = "small", Messages = [null!] }, ErrorCode.InvalidArgument);
+        await dev.ExpectErrorAsync(Opcode.InferenceChat, new ChatRequestDto { Model = "small", Messages = [new ChatMessageDto { Role = 1, Parts = [null!] }] }, ErrorCode.InvalidArgument);
+        // nil arrays are empty ones: the request reaches the provider (which answers with its scripted refusal).
+        await dev.ExpectErrorAsync(Opcode.InferenceChat, new ChatRequestDto { Model = "small", Messages = [new ChatMessageDto { Role = 1, Parts = null!, ToolCalls = null! }], Tools = null!, Stop = null! }, ErrorCode.ContextLengthExceeded);
+        await dev.ExpectErrorAsync(Opcode.InferenceEmbed, new EmbedRequestDto { Model = "small", Inputs = ["a", null!] }, ErrorCode.InvalidArgument);
     }
 
     [Fact]

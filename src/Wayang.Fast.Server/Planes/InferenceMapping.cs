@@ -18,6 +18,10 @@ internal static class InferenceMapping
             throw new WayangException(ErrorCode.InvalidArgument, "The request has no messages.");
         if (dto.ResponseFormat > (byte)ResponseFormat.JsonSchema)
             throw new WayangException(ErrorCode.InvalidArgument, $"Unknown response format {dto.ResponseFormat}.");
+        // MessagePack nil decodes as null even inside arrays (messages.md: receivers treat nil as the default; an
+        // element cannot default, so it is refused).
+        if (dto.Messages.Any(m => m is null) || dto.Tools?.Any(t => t is null) == true || dto.Stop?.Any(s => s is null) == true)
+            throw new WayangException(ErrorCode.InvalidArgument, "Messages, tools and stop sequences may not contain nil.");
         var request = new ChatRequest
         {
             Model = dto.Model,
@@ -44,6 +48,8 @@ internal static class InferenceMapping
     {
         if (dto.Role > (byte)ChatRole.Tool)
             throw new WayangException(ErrorCode.InvalidArgument, $"Unknown message role {dto.Role}.");
+        if (dto.Parts?.Any(p => p is null) == true || dto.ToolCalls?.Any(t => t is null) == true)
+            throw new WayangException(ErrorCode.InvalidArgument, "Message parts and tool calls may not contain nil.");
         return new ChatMessage
         {
             Role = (ChatRole)dto.Role,

@@ -61,7 +61,7 @@ internal sealed partial class Session
                 {
                     if (!TryDecodeOrRefuse(frame.Body, streamId, opcode, start, out EmbedRequestDto? dto))
                         return;
-                    if (string.IsNullOrWhiteSpace(dto.Model) || dto.Inputs is not { Length: > 0 })
+                    if (string.IsNullOrWhiteSpace(dto.Model) || dto.Inputs is not { Length: > 0 } || dto.Inputs.Any(i => i is null))
                     {
                         _writer.WriteError(streamId, opcode, new WayangError(ErrorCode.InvalidArgument, "An embedding request needs a model and at least one input."), start);
                         return;
