@@ -95,7 +95,7 @@ internal sealed class OpenAiCompatibleEndpoint(ServerCore core)
     // SSE: the first delta is awaited before anything is sent, so a failure to open the stream (every fallback
     // included) is still an HTTP status. After the first chunk a failure is one `data: {"error":...}` event and the
     // stream ends without [DONE]. The client going away cancels RequestAborted, and with it the gateway and provider.
-    private static async Task StreamAsync(HttpContext context, InferenceGateway gateway, ParsedChat parsed, string id, long created)
+    private async Task StreamAsync(HttpContext context, InferenceGateway gateway, ParsedChat parsed, string id, long created)
     {
         var ct = context.RequestAborted;
         var deltas = gateway.StreamChatAsync(parsed.Request, ct).GetAsyncEnumerator(ct);
@@ -132,6 +132,8 @@ internal sealed class OpenAiCompatibleEndpoint(ServerCore core)
             }
             catch (Exception ex) when (!ct.IsCancellationRequested)
             {
+                if (ex is not WayangException)
+                    Log.HttpRequestFailed(core.Logger, context.Request.Method, context.Request.Path.Value ?? "", ex);
                 var error = (ex as WayangException)?.Error ?? new WayangError(ErrorCode.Internal, "The stream failed.");
                 WriteEvent(sink, w, error, static (w, e) => OpenAiResponses.WriteError(w, e, OpenAiErrors.Map(e.Code)));
                 await FlushAsync(sink, ct).ConfigureAwait(false);
