@@ -67,4 +67,7 @@ internal static partial class Log
 
     [LoggerMessage(27, LogLevel.Information, "Secret {Tenant}/{Path} is due for rotation (policy: every {Days} days)")]
     public static partial void RotationDue(ILogger logger, string tenant, string path, int days);
+
+    [LoggerMessage(28, LogLevel.Error, "HTTP request {Method} {Path} failed")]
+    public static partial void HttpRequestFailed(ILogger logger, string method, string path, Exception exception);
 }

@@ -15,13 +15,14 @@ using Wayang.Fast.Control.Secrets;
 using Wayang.Fast.Control.Tenancy;
 using Wayang.Fast.Execution.Engine;
 using Wayang.Fast.Protocol.Framing;
+using Wayang.Fast.Server.Http;
 using Wayang.Fast.Server.Planes;
 using Wayang.Fast.Storage;
 
 namespace Wayang.Fast.Server;
 
 // The server as a library: storage, tenancy, the execution engine, and one Kestrel host with two listeners, the protocol endpoint
-// (a ConnectionHandler, no HTTP) and the HTTP side port (/healthz, /readyz, /metrics).
+// (a ConnectionHandler, no HTTP) and the HTTP side port (/healthz, /readyz, /metrics, and the OpenAI-compatible /v1 face).
 public sealed class WayangServer : IAsyncDisposable
 {
     public const string BootstrapKeyFileName = "bootstrap-admin.key";
@@ -30,6 +31,7 @@ public sealed class WayangServer : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly FasterStateStore _store;
     private readonly ServerCore _core;
+    private readonly OpenAiCompatibleEndpoint _openAi;
     private readonly ExecutionEngine _execution;
     private readonly AuditLog _audit;
     private readonly SecretsPlane _secrets;
@@ -49,6 +51,7 @@ public sealed class WayangServer : IAsyncDisposable
         _store = store;
         _execution = execution;
         _core = core;
+        _openAi = new OpenAiCompatibleEndpoint(core);
         BootstrapKeyFile = keyFile;
         BootstrapAdminKey = bootstrapKey;
     }
@@ -234,6 +237,8 @@ public sealed class WayangServer : IAsyncDisposable
 
     private Task HandleHttpAsync(HttpContext context)
     {
+        if (OpenAiCompatibleEndpoint.Handles(context.Request.Path))
+            return _openAi.HandleAsync(context);
         var response = context.Response;
         switch (context.Request.Path.Value)
         {

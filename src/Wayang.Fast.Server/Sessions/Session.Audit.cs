@@ -55,42 +55,9 @@ internal sealed partial class Session
         await FinishAsync().ConfigureAwait(false);
     }
 
-    private async ValueTask RecordAsync(Opcode opcode, string tenantId, AuditOutcome outcome, ErrorCode reason, string resource,
-        IReadOnlyDictionary<string, string>? details = null)
-    {
-        var audit = _server.Audit;
-        if (audit is null)
-            return;
-        var principal = _principal!;
-        await audit.AppendAsync(new AuditEvent
-        {
-            TenantId = tenantId,
-            PrincipalId = principal.KeyId,
-            PrincipalTenantId = principal.TenantId,
-            Opcode = (ushort)opcode,
-            Operation = opcode.ToString(),
-            Resource = resource,
-            Outcome = outcome,
-            Reason = reason == ErrorCode.None ? "" : ErrorRegistry.NameOf(reason),
-            ConnectionId = Id,
-            Details = AuditDetails(Remote, details),
-        }).ConfigureAwait(false);
-    }
-
-    private static Dictionary<string, string>? AuditDetails(string? remote, IReadOnlyDictionary<string, string>? details)
-    {
-        if (remote is null && (details is null || details.Count == 0))
-            return null;
-        var all = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (details is not null)
-        {
-            foreach (var (k, v) in details)
-                all[k] = v;
-        }
-        if (remote is not null)
-            all["remote"] = remote;
-        return all;
-    }
+    private ValueTask RecordAsync(Opcode opcode, string tenantId, AuditOutcome outcome, ErrorCode reason, string resource,
+        IReadOnlyDictionary<string, string>? details = null) =>
+        AuditRecording.RecordAsync(_server.Audit, _principal!, opcode, tenantId, outcome, reason, resource, Id, Remote, details);
 
     private void DispatchAudit(in Frame frame, uint streamId, Opcode opcode, long start)
     {
