@@ -1,0 +1,44 @@
+using Wayang.Fast.Inference.Contracts;
+using Wayang.Fast.Inference.Providers;
+using Wayang.Fast.Inference.Routing;
+
+namespace Wayang.Fast.Inference.Tests;
+
+// The inference enums that travel on the wire (as numbers) or sit in stored policies (as names): explicit values,
+// append-only. A change here is a protocol change (protocol-spec/inference.md, messages.md).
+public sealed class WireEnumTests
+{
+    [Fact]
+    public void Wire_enum_values_are_frozen()
+    {
+        Assert.Equal([("System", 0), ("User", 1), ("Assistant", 2), ("Tool", 3)], Values<ChatRole>());
+        Assert.Equal([("Unspecified", 0), ("Stop", 1), ("Length", 2), ("ToolCalls", 3), ("ContentFilter", 4), ("Cancelled", 5)], Values<FinishReason>());
+        Assert.Equal([("Text", 0), ("JsonObject", 1), ("JsonSchema", 2)], Values<ResponseFormat>());
+        Assert.Equal([("Text", 0)], Values<ContentPartKind>());
+        Assert.Equal([("None", 0), ("Chat", 1), ("Streaming", 2), ("Embeddings", 4), ("Tools", 8), ("JsonMode", 16), ("Local", 32)], Values<ProviderCapabilities>());
+        Assert.Equal([("Closed", 0), ("Open", 1), ("HalfOpen", 2)], Values<BreakerState>());
+        Assert.Equal([("Default", 0), ("Next", 1), ("Target", 2), ("Retry", 3), ("Fail", 4)], Values<FallbackAction>());
+    }
+
+    [Fact]
+    public void Stored_policy_action_names_are_frozen()
+    {
+        var json = FallbackPolicyStore.ToJson(new TenantFallbackPolicy
+        {
+            Default = new FallbackPolicy
+            {
+                OnError =
+                {
+                    ["A"] = new FallbackRule { Action = FallbackAction.Default }, ["B"] = new FallbackRule { Action = FallbackAction.Next },
+                    ["C"] = new FallbackRule { Action = FallbackAction.Target }, ["D"] = new FallbackRule { Action = FallbackAction.Retry },
+                    ["E"] = new FallbackRule { Action = FallbackAction.Fail },
+                },
+            },
+        });
+        foreach (var name in new[] { "\"DEFAULT\"", "\"NEXT\"", "\"TARGET\"", "\"RETRY\"", "\"FAIL\"" })
+            Assert.Contains(name, json, StringComparison.Ordinal);
+    }
+
+    private static (string, int)[] Values<T>() where T : struct, Enum =>
+        [.. Enum.GetValues<T>().Select(v => (v.ToString(), Convert.ToInt32(v, System.Globalization.CultureInfo.InvariantCulture)))];
+}
