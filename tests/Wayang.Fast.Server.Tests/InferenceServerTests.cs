@@ -47,6 +47,11 @@ public sealed class InferenceServerTests
         Assert.Equal(("b", "big", "ok"), (reply.Provider, reply.Model, reply.Choices[0].Message.Parts[0]));
         Assert.Equal((byte)FinishReason.Stop, reply.Choices[0].FinishReason);
         Assert.Equal("INFERENCE_RATE_LIMITED", Assert.Single(reply.FallbackPath).ErrorCode);
+
+        var metrics = h.Server.Server.Core.RenderMetrics();
+        Assert.Contains("wayang_inference_fallbacks_total 1\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("wayang_inference_model_requests_total{model=\"small\"} 1\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("wayang_inference_attempt_errors_total{code=\"INFERENCE_RATE_LIMITED\"} 1\n", metrics, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -53,7 +53,8 @@ internal sealed class ServerMetrics
         return i < 0 ? KnownCodes.Length : i;
     }
 
-    public string Render(IEnumerable<Session> liveSessions, ExecutionEngine? execution = null, AuditLog? audit = null)
+    public string Render(IEnumerable<Session> liveSessions, ExecutionEngine? execution = null, AuditLog? audit = null,
+        Wayang.Fast.Inference.Gateway.GatewayMetrics? inference = null)
     {
         var total = new SessionStats();
         long inFlight = 0;
@@ -101,6 +102,8 @@ internal sealed class ServerMetrics
             Counter(sb, "wayang_audit_records_total", "Records appended to the audit log (its head sequence): denials, changes and audit reads.", audit.Head.Sequence);
         if (execution is not null)
             RenderExecution(sb, execution.GetStats(null));
+        if (inference is not null)
+            RenderInference(sb, inference);
         return sb.ToString();
     }
 
@@ -161,6 +164,21 @@ internal sealed class ServerMetrics
         SlaPriority.Critical => "critical",
         _ => "normal",
     };
+
+    // The gateway's counters: requests (and per requested model: the popularity cache warming reads), answers served
+    // by a fallback target, requests that failed, and failed attempts per error code.
+    private static void RenderInference(StringBuilder sb, Wayang.Fast.Inference.Gateway.GatewayMetrics m)
+    {
+        Counter(sb, "wayang_inference_requests_total", "Inference requests (chat, streams, embeddings).", m.Requests);
+        Counter(sb, "wayang_inference_fallbacks_total", "Inference requests answered by a target after the first.", m.Fallbacks);
+        Counter(sb, "wayang_inference_failed_total", "Inference requests that no target answered.", m.Failed);
+        Header(sb, "wayang_inference_model_requests_total", "Inference requests per requested model or alias.", "counter");
+        foreach (var (model, n) in m.RequestsByModel.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            Sample(sb, "wayang_inference_model_requests_total", "model", Escape(model), n);
+        Header(sb, "wayang_inference_attempt_errors_total", "Failed attempts on a target, per error code.", "counter");
+        foreach (var (code, n) in m.ErrorsByCode.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            Sample(sb, "wayang_inference_attempt_errors_total", "code", code, n);
+    }
 
     // Prometheus label values escape backslash, double quote and line feed.
     private static string Escape(string value) =>
