@@ -1,3 +1,4 @@
+using Wayang.Fast.Protocol;
 using Wayang.Fast.Protocol.Framing;
 using Wayang.Fast.Protocol.Messages;
 
@@ -5,7 +6,7 @@ namespace Wayang.Fast.Client;
 
 // The inference gateway (protocol-spec/inference.md): chat, streaming chat, embeddings, models, providers and the
 // tenant's fallback policy. Answers are the protocol's DTOs (messages.md documents every field).
-public sealed partial class WayangClient
+public sealed partial class WayangClient : IInferenceClient
 {
     public ValueTask<ChatResponseDto> ChatAsync(ChatRequestDto request, TimeSpan? timeout = null, CancellationToken ct = default)
     {

@@ -57,6 +57,8 @@ public static class WayangClientServiceCollectionExtensions
     private static IServiceCollection AddCore(IServiceCollection services)
     {
         services.TryAddSingleton(sp => new WayangClient(sp.GetRequiredService<IOptions<WayangClientOptions>>().Value));
+        // The inference gateway through this client; AddWayangInference registers the in-process one instead.
+        services.TryAddSingleton<Protocol.IInferenceClient>(sp => sp.GetRequiredService<WayangClient>());
         return services;
     }
 }

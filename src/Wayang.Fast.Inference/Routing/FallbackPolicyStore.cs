@@ -11,10 +11,14 @@ namespace Wayang.Fast.Inference.Routing;
 public sealed class FallbackPolicyStore
 {
     private const string Prefix = "inference/policy/";
-    private readonly IStateStore _store;
+    // null: an in-memory store (the embedded gateway): policies live as long as the process.
+    private readonly IStateStore? _store;
     private readonly ConcurrentDictionary<string, TenantFallbackPolicy> _policies = new(StringComparer.Ordinal);
 
-    private FallbackPolicyStore(IStateStore store) => _store = store;
+    private FallbackPolicyStore(IStateStore? store) => _store = store;
+
+    // Policies kept in memory only, for an in-process gateway without a data directory.
+    public static FallbackPolicyStore InMemory() => new(null);
 
     public static FallbackPolicyStore Load(IStateStore store)
     {
@@ -44,7 +48,8 @@ public sealed class FallbackPolicyStore
         FallbackRules.Validate(policy);
         var bytes = JsonSerializer.SerializeToUtf8Bytes(policy, FallbackJsonContext.Default.TenantFallbackPolicy);
         var copy = JsonSerializer.Deserialize(bytes, FallbackJsonContext.Default.TenantFallbackPolicy)!;
-        await _store.PutAsync(Encoding.UTF8.GetBytes(Prefix + tenantId), bytes, cancellationToken).ConfigureAwait(false);
+        if (_store is not null)
+            await _store.PutAsync(Encoding.UTF8.GetBytes(Prefix + tenantId), bytes, cancellationToken).ConfigureAwait(false);
         _policies[tenantId] = copy;
     }
 
@@ -52,7 +57,8 @@ public sealed class FallbackPolicyStore
     {
         if (!_policies.ContainsKey(tenantId))
             return false;
-        await _store.DeleteAsync(Encoding.UTF8.GetBytes(Prefix + tenantId), cancellationToken).ConfigureAwait(false);
+        if (_store is not null)
+            await _store.DeleteAsync(Encoding.UTF8.GetBytes(Prefix + tenantId), cancellationToken).ConfigureAwait(false);
         return _policies.TryRemove(tenantId, out _);
     }
 
