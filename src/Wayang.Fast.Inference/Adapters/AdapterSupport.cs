@@ -117,6 +117,22 @@ internal static class AdapterSupport
         }
     }
 
+    // The text of an {"error": ...} body (Ollama's and Triton's error shape; a non-string error as its JSON), or null.
+    public static string? ErrorField(string body)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(body);
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("error", out var e)
+                ? e.ValueKind == JsonValueKind.String ? e.GetString() : e.GetRawText()
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
     public static string? String(JsonElement element, string name) =>
         element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.String ? p.GetString() : null;
 

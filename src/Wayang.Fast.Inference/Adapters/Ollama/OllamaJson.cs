@@ -172,7 +172,7 @@ internal static class OllamaJson
     // first") whatever the status (404 on /api/chat, 400 or 500 on other endpoints in some versions).
     public static (ErrorCode Code, string? Message) ReadError(int status, string body)
     {
-        string? text = ErrorText(body);
+        string? text = AdapterSupport.ErrorField(body);
         return (Classify(text), text);
     }
 
@@ -187,20 +187,6 @@ internal static class OllamaJson
         return ErrorCode.None;
     }
 
-    public static string? ErrorText(string body)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(body);
-            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("error", out var e)
-                ? e.ValueKind == JsonValueKind.String ? e.GetString() : e.GetRawText()
-                : null;
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
 
     public static WayangException Invalid(string provider, string message) =>
         InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, provider, $"Provider '{provider}': {message}");

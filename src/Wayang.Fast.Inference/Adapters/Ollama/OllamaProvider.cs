@@ -269,21 +269,13 @@ public sealed class OllamaProvider : IInferenceProvider, IDisposable
 
     public Task UnloadAsync(string model, CancellationToken cancellationToken) => KeepAliveAsync(model, TimeSpan.Zero, cancellationToken);
 
-    public async Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken)
-    {
-        var watch = Stopwatch.StartNew();
-        try
+    public Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken) =>
+        AdapterSupport.ProbeAsync(Name, async ct =>
         {
             // GET / answers "Ollama is running" with 200 once the server is up.
             using var request = new HttpRequestMessage(HttpMethod.Get, (Uri?)null);
-            using var response = await _http.SendAsync(request, cancellationToken, OllamaJson.ReadError).ConfigureAwait(false);
-            return new ProviderHealth(true, watch.Elapsed);
-        }
-        catch (Exception ex)
-        {
-            return new ProviderHealth(false, watch.Elapsed, ex is WayangException w ? w.Error.ToString() : ex.Message);
-        }
-    }
+            using var response = await _http.SendAsync(request, ct, OllamaJson.ReadError).ConfigureAwait(false);
+        }, cancellationToken);
 
     public void Dispose() => _http.Dispose();
 

@@ -61,7 +61,7 @@ internal static class TritonJson
     // or 404 by version), and a model that is not ready is "... is not ready" (400: it is unavailable, not invalid).
     public static (ErrorCode Code, string? Message) ReadError(int status, string body)
     {
-        string? text = ErrorText(body);
+        string? text = AdapterSupport.ErrorField(body);
         return (Classify(text), text);
     }
 
@@ -79,20 +79,6 @@ internal static class TritonJson
         return ErrorCode.None;
     }
 
-    public static string? ErrorText(string body)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(body);
-            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("error", out var e)
-                ? e.ValueKind == JsonValueKind.String ? e.GetString() : e.GetRawText()
-                : null;
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
 
     // One generate answer or stream event: the text, or the error an event carries instead.
     public static (string? Text, string? Error) ParseOutput(string json)

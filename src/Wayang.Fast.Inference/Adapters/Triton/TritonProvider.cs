@@ -176,21 +176,13 @@ public sealed class TritonProvider : IInferenceProvider, IDisposable
         }
     }
 
-    public async Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken)
-    {
-        var watch = Stopwatch.StartNew();
-        try
+    public Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken) =>
+        AdapterSupport.ProbeAsync(Name, async ct =>
         {
             // 200 once the server and its models are ready to serve.
             using var request = new HttpRequestMessage(HttpMethod.Get, "v2/health/ready");
-            using var response = await _http.SendAsync(request, cancellationToken, TritonJson.ReadError).ConfigureAwait(false);
-            return new ProviderHealth(true, watch.Elapsed);
-        }
-        catch (Exception ex)
-        {
-            return new ProviderHealth(false, watch.Elapsed, ex is WayangException w ? w.Error.ToString() : ex.Message);
-        }
-    }
+            using var response = await _http.SendAsync(request, ct, TritonJson.ReadError).ConfigureAwait(false);
+        }, cancellationToken);
 
     public void Dispose() => _http.Dispose();
 
