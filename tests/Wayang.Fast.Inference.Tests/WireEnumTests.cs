@@ -15,6 +15,8 @@ public sealed class WireEnumTests
         Assert.Equal([("Unspecified", 0), ("Stop", 1), ("Length", 2), ("ToolCalls", 3), ("ContentFilter", 4), ("Cancelled", 5)], Values<FinishReason>());
         Assert.Equal([("Text", 0), ("JsonObject", 1), ("JsonSchema", 2)], Values<ResponseFormat>());
         Assert.Equal([("Text", 0)], Values<ContentPartKind>());
+        // The agent definition's ProviderPreference (AUTO 0, LOCAL 1, CLOUD 2) converts by value.
+        Assert.Equal([("Auto", 0), ("Local", 1), ("Cloud", 2)], Values<RoutePreference>());
         Assert.Equal([("None", 0), ("Chat", 1), ("Streaming", 2), ("Embeddings", 4), ("Tools", 8), ("JsonMode", 16), ("Local", 32)], Values<ProviderCapabilities>());
         Assert.Equal([("Closed", 0), ("Open", 1), ("HalfOpen", 2)], Values<BreakerState>());
         Assert.Equal([("Default", 0), ("Next", 1), ("Target", 2), ("Retry", 3), ("Fail", 4)], Values<FallbackAction>());

@@ -26,6 +26,9 @@ public sealed class ChatRequest
     public string? TraceParent { get; set; }
     // The agent the request runs for (AGENT nodes): selects the agent's fallback override.
     public string? Agent { get; set; }
+    // Which targets of the plan go first: LOCAL puts targets served by local runtimes before remote ones, CLOUD the
+    // reverse; AUTO keeps the plan's order (the requested model, then the chain).
+    public RoutePreference Preference { get; set; }
     // A credential for the provider resolved from the agent's credentialRefs: HTTP adapters send it instead of the
     // key they were configured with. Never serialized, logged or stored.
     [System.Text.Json.Serialization.JsonIgnore]
@@ -84,6 +87,14 @@ public sealed class ToolCall
     public string Name { get; set; } = "";
     // The arguments as the model wrote them (JSON text; not validated by the gateway).
     public string ArgumentsJson { get; set; } = "{}";
+}
+
+// Mirrors the agent definition's ProviderPreference (same values).
+public enum RoutePreference
+{
+    Auto = 0,
+    Local = 1,
+    Cloud = 2,
 }
 
 public enum ResponseFormat

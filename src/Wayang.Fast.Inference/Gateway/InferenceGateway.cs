@@ -46,7 +46,7 @@ public sealed partial class InferenceGateway
     public async Task<ChatResponse> ChatAsync(ChatRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var plan = Plan(request.Model, request.TenantId, request.Agent);
+        var plan = Plan(request.Model, request.TenantId, request.Agent, request.Preference);
         var (_, _, total) = _options.Resolve(request.Timeouts);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(total);
@@ -62,7 +62,7 @@ public sealed partial class InferenceGateway
     public async IAsyncEnumerable<ChatDelta> StreamChatAsync(ChatRequest request, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var plan = Plan(request.Model, request.TenantId, request.Agent);
+        var plan = Plan(request.Model, request.TenantId, request.Agent, request.Preference);
         var (firstToken, betweenTokens, total) = _options.Resolve(request.Timeouts);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(total);
@@ -124,7 +124,7 @@ public sealed partial class InferenceGateway
 
     private static string TargetKey(string provider, string model) => string.Concat(provider, "/", model);
 
-    private RoutePlan Plan(string model, string tenantId, string? agent)
+    private RoutePlan Plan(string model, string tenantId, string? agent, RoutePreference preference = RoutePreference.Auto)
     {
         if (string.IsNullOrWhiteSpace(model))
             throw new WayangException(ErrorCode.InvalidArgument, "The request names no model.");
@@ -145,6 +145,12 @@ public sealed partial class InferenceGateway
                 // A chain entry that names nothing known is reported in the path, not fatal: the rest may serve.
                 unresolved.Add(new FallbackStep(next.Provider ?? "", next.Model, ex.Error.Name, ex.Error.Message));
             }
+        }
+        if (preference != RoutePreference.Auto)
+        {
+            // Stable: within each group the plan's order stays.
+            bool wantLocal = preference == RoutePreference.Local;
+            targets = [.. targets.OrderBy(t => t.Provider.Capabilities.HasFlag(ProviderCapabilities.Local) == wantLocal ? 0 : 1)];
         }
         return new RoutePlan(targets, unresolved, policy);
     }

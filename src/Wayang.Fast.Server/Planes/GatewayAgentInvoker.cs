@@ -39,6 +39,7 @@ internal sealed class GatewayAgentInvoker(InferenceGateway gateway, AgentCatalog
             Model = agent.Model ?? agent.ModelAlias ?? "",
             TenantId = call.TenantId,
             Agent = call.Agent,
+            Preference = (RoutePreference)(int)agent.ProviderPreference,
             Temperature = agent.Parameters?.Temperature,
             TopP = agent.Parameters?.TopP,
             MaxTokens = agent.Parameters?.MaxTokens,

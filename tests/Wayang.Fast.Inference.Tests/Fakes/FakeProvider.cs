@@ -14,7 +14,7 @@ public sealed class FakeProvider(string name) : IInferenceProvider
 
     public string Name => name;
     public string Kind => "fake";
-    public ProviderCapabilities Capabilities => ProviderCapabilities.Chat | ProviderCapabilities.Streaming | ProviderCapabilities.Embeddings;
+    public ProviderCapabilities Capabilities { get; set; } = ProviderCapabilities.Chat | ProviderCapabilities.Streaming | ProviderCapabilities.Embeddings;
 
     public Func<ChatRequest, string, CancellationToken, Task<ChatResponse>> OnChat { get; set; } = (_, model, _) => Task.FromResult(Answer(model, "ok"));
     public Func<ChatRequest, string, CancellationToken, IAsyncEnumerable<ChatDelta>> OnStream { get; set; } = (_, _, ct) => Tokens(["o", "k"], ct);

@@ -1,4 +1,6 @@
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Inference.Contracts;
+using Wayang.Fast.Inference.Providers;
 using Wayang.Fast.Inference.Routing;
 using Wayang.Fast.Inference.Tests.Fakes;
 using static Wayang.Fast.Inference.Tests.Gateway.GatewayHarness;
@@ -185,5 +187,20 @@ public sealed class RoutingAndFallbackTests
         var response = await h.Gateway.EmbedAsync(new Contracts.EmbeddingRequest { Model = "default", TenantId = "t1", Inputs = ["ab", "abc"] });
         Assert.Equal(("a", "a-small"), (response.Provider, response.Model));
         Assert.Equal([2f, 3f], response.Vectors.Select(v => v[0]));
+    }
+
+    [Theory]
+    [InlineData(RoutePreference.Auto, "a")]
+    [InlineData(RoutePreference.Local, "b")]
+    [InlineData(RoutePreference.Cloud, "a")]
+    public async Task A_route_preference_puts_local_or_cloud_targets_first(RoutePreference preference, string expected)
+    {
+        var h = new GatewayHarness();
+        h.B.Capabilities |= ProviderCapabilities.Local;
+        await h.SetPolicyAsync(new FallbackPolicy { Chain = [new("big")] });
+        var request = Request();
+        request.Preference = preference;
+
+        Assert.Equal(expected, (await h.Gateway.ChatAsync(request)).Provider);
     }
 }
