@@ -42,6 +42,9 @@ public sealed partial class InferenceGateway
     public FallbackPolicyStore? Policies => _policies;
     public GatewayMetrics Metrics { get; } = new();
     public IReadOnlyCollection<IInferenceProvider> Providers => _providers.Values;
+    // Told when each attempt on a target starts, produces its first output and ends (cache warming: last use, requests
+    // in flight, popularity, cold starts). Null: nobody is told.
+    public IModelUsage? Usage { get; set; }
 
     public async Task<ChatResponse> ChatAsync(ChatRequest request, CancellationToken cancellationToken = default)
     {
@@ -51,7 +54,7 @@ public sealed partial class InferenceGateway
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(total);
         var (response, target, path) = await RunAsync(plan, EstimateCost(request), deadline, total, cancellationToken,
-            (t, ct) => t.Provider.ChatAsync(request, t.ProviderModel, ct)).ConfigureAwait(false);
+            (t, ct) => UseAsync(t, () => t.Provider.ChatAsync(request, t.ProviderModel, ct))).ConfigureAwait(false);
         response.Provider = target.Provider.Name;
         if (string.IsNullOrEmpty(response.Model))
             response.Model = target.ProviderModel;
@@ -93,7 +96,7 @@ public sealed partial class InferenceGateway
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(total);
         var (response, target, _) = await RunAsync(plan, default, deadline, total, cancellationToken,
-            (t, ct) => t.Provider.EmbedAsync(request, t.ProviderModel, ct)).ConfigureAwait(false);
+            (t, ct) => UseAsync(t, () => t.Provider.EmbedAsync(request, t.ProviderModel, ct))).ConfigureAwait(false);
         response.Provider = target.Provider.Name;
         if (string.IsNullOrEmpty(response.Model))
             response.Model = target.ProviderModel;
@@ -316,12 +319,20 @@ public sealed partial class InferenceGateway
         return TimeSpan.FromMilliseconds(Math.Max(jittered, retryAfterMs));
     }
 
+    private async Task<T> UseAsync<T>(Target target, Func<Task<T>> call)
+    {
+        using var use = Usage?.BeginUse(target.Provider.Name, target.ProviderModel);
+        var result = await call().ConfigureAwait(false);
+        use?.FirstOutput();
+        return result;
+    }
+
     private CircuitBreaker BreakerFor(Target target) =>
         _breakers.GetOrAdd(target.Key, static (key, s) => new CircuitBreaker(key, s._options.CircuitBreaker, s._time), this);
 
     // ---- streams ----
 
-    private sealed class OpenedStream(IAsyncEnumerator<ChatDelta> enumerator, CancellationTokenSource step) : IAsyncDisposable
+    private sealed class OpenedStream(IAsyncEnumerator<ChatDelta> enumerator, CancellationTokenSource step, IModelUse? use) : IAsyncDisposable
     {
         public IAsyncEnumerator<ChatDelta> Enumerator { get; } = enumerator;
         // Linked to the request's deadline; re-armed before every MoveNext with the first-token or between-tokens limit.
@@ -336,6 +347,8 @@ public sealed partial class InferenceGateway
             finally
             {
                 Step.Dispose();
+                // The model is in use until the stream is closed, not only until its first delta.
+                use?.Dispose();
             }
         }
     }
@@ -346,6 +359,7 @@ public sealed partial class InferenceGateway
     {
         var step = CancellationTokenSource.CreateLinkedTokenSource(deadlineToken);
         IAsyncEnumerator<ChatDelta>? enumerator = null;
+        var use = Usage?.BeginUse(target.Provider.Name, target.ProviderModel);
         try
         {
             step.CancelAfter(firstToken);
@@ -361,9 +375,11 @@ public sealed partial class InferenceGateway
             }
             if (!any)
                 throw InferenceErrors.Create(ErrorCode.ProviderBadResponse, target.Provider.Name, $"Provider '{target.Provider.Name}' ended the stream without a delta.");
-            var opened = new OpenedStream(enumerator, step);
+            use?.FirstOutput();
+            var opened = new OpenedStream(enumerator, step, use);
             enumerator = null;
             step = null!;
+            use = null;
             return opened;
         }
         finally
@@ -371,6 +387,7 @@ public sealed partial class InferenceGateway
             if (enumerator is not null)
                 await enumerator.DisposeAsync().ConfigureAwait(false);
             step?.Dispose();
+            use?.Dispose();
         }
     }
 

@@ -5,6 +5,7 @@ using System.Text;
 using LLama.Exceptions;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Inference.Contracts;
+using Wayang.Fast.Inference.Models;
 using Wayang.Fast.Inference.Providers;
 
 namespace Wayang.Fast.Inference.Adapters.LlamaCpp;
@@ -12,7 +13,7 @@ namespace Wayang.Fast.Inference.Adapters.LlamaCpp;
 // llama.cpp in this process, through LLamaSharp's low-level API. Models are the GGUF files of one directory; a model is
 // loaded on first use and kept until Unload (the gateway warms and evicts through LoadAsync, Unload and LoadedModels).
 // Concurrent requests to one model are decoded together as separate sequences of one context (LlamaCppModel).
-public sealed class LlamaCppProvider : IInferenceProvider, IDisposable
+public sealed class LlamaCppProvider : IInferenceProvider, IWarmableProvider, IDisposable
 {
     public const string KindName = "llamacpp";
 
@@ -61,6 +62,22 @@ public sealed class LlamaCppProvider : IInferenceProvider, IDisposable
         _ = lazy.Value.ContinueWith(t => t.Result.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
         return true;
     }
+
+    async Task<ModelLoadResult> IWarmableProvider.LoadModelAsync(string model, CancellationToken cancellationToken)
+    {
+        bool was = IsLoaded(model);
+        long start = Stopwatch.GetTimestamp();
+        var loaded = await GetModelAsync(model, cancellationToken).ConfigureAwait(false);
+        return new ModelLoadResult(loaded.SizeBytes, was ? TimeSpan.Zero : Stopwatch.GetElapsedTime(start), was);
+    }
+
+    Task IWarmableProvider.UnloadModelAsync(string model, CancellationToken cancellationToken)
+    {
+        Unload(model);
+        return Task.CompletedTask;
+    }
+
+    Task<IReadOnlyList<ProviderModel>> IWarmableProvider.ListLoadedModelsAsync(CancellationToken cancellationToken) => Task.FromResult(LoadedModels);
 
     public async Task<ChatResponse> ChatAsync(ChatRequest request, string model, CancellationToken cancellationToken)
     {

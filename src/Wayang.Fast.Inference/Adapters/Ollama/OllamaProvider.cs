@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Inference.Contracts;
+using Wayang.Fast.Inference.Models;
 using Wayang.Fast.Inference.Providers;
 using Wayang.Fast.Inference.Providers.Http;
 
@@ -13,7 +14,7 @@ namespace Wayang.Fast.Inference.Adapters.Ollama;
 // An Ollama server through its native API (not its OpenAI-compatible one, which hides keep_alive, the load state and
 // the timings): /api/chat unary and NDJSON-streamed, /api/embed, /api/tags with /api/ps for ListModels, /api/show for
 // a model's context length, and /api/generate without a prompt to load (warm) or unload a model.
-public sealed class OllamaProvider : IInferenceProvider, IDisposable
+public sealed class OllamaProvider : IInferenceProvider, IWarmableProvider, IDisposable
 {
     private static readonly MediaTypeHeaderValue Json = new("application/json");
 
@@ -268,6 +269,21 @@ public sealed class OllamaProvider : IInferenceProvider, IDisposable
     }
 
     public Task UnloadAsync(string model, CancellationToken cancellationToken) => KeepAliveAsync(model, TimeSpan.Zero, cancellationToken);
+
+    // The warmer decides when a model goes (UnloadAsync, keep_alive 0), so a warm keeps it loaded until then. The size
+    // is the one /api/tags lists (the file; /api/ps's in-memory size is not in ProviderModel).
+    async Task<ModelLoadResult> IWarmableProvider.LoadModelAsync(string model, CancellationToken cancellationToken)
+    {
+        var timings = await WarmAsync(model, Timeout.InfiniteTimeSpan, cancellationToken).ConfigureAwait(false);
+        var models = await ListModelsAsync(cancellationToken).ConfigureAwait(false);
+        long size = models.FirstOrDefault(m => string.Equals(m.Name, model, StringComparison.Ordinal))?.SizeBytes ?? 0;
+        return new ModelLoadResult(size, timings.Load, WasLoaded: timings.Load == TimeSpan.Zero);
+    }
+
+    Task IWarmableProvider.UnloadModelAsync(string model, CancellationToken cancellationToken) => UnloadAsync(model, cancellationToken);
+
+    async Task<IReadOnlyList<ProviderModel>> IWarmableProvider.ListLoadedModelsAsync(CancellationToken cancellationToken) =>
+        [.. (await ListModelsAsync(cancellationToken).ConfigureAwait(false)).Where(m => m.Loaded)];
 
     public Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken) =>
         AdapterSupport.ProbeAsync(Name, async ct =>
