@@ -80,6 +80,7 @@ internal static class ServeConfiguration
         options.InferenceProviders = created;
         options.InferenceModels = BindSection<List<Wayang.Fast.Inference.Models.ModelEntry>>(section.GetSection("Models"), "inference model");
         options.InferenceGateway = BindSection<Wayang.Fast.Inference.Gateway.InferenceGatewayOptions>(section.GetSection("Gateway"), "inference gateway");
+        options.InferenceWarming = BindSection<Wayang.Fast.Inference.Models.ModelWarmerOptions>(section.GetSection("Warming"), "inference warming");
     }
 
     // A value the binder cannot convert is the operator's input: a usage error naming what was being configured.

@@ -111,7 +111,7 @@ internal sealed class ServerCore : IDisposable
         }
     }
 
-    public string RenderMetrics() => Metrics.Render(_sessions.Values, Execution, Audit, Inference?.Metrics);
+    public string RenderMetrics() => Metrics.Render(_sessions.Values, Execution, Audit, Inference);
 
     // Shutdown, before GOAWAY: every executor stream stops taking tasks at once, on every connection, so the tasks
     // that one closing stream gives back are not pushed to another stream that is about to close too.

@@ -127,6 +127,9 @@ public sealed class WayangServer : IAsyncDisposable
                 logger: loggerFactory.CreateLogger("Wayang.Fast.Execution"), tokenSigningKey: tokenKey, cancellationToken: ct).ConfigureAwait(false);
             agents.Attach(execution);
             var plugins = new PluginRegistry(store, new PluginRegistryOptions { ServerVersion = ServerCore.ServerVersion });
+            // Warm at start before the first request can arrive (a model that fails to load is logged, not fatal).
+            if (inference?.Usage is Wayang.Fast.Inference.Models.ModelWarmer warmer)
+                await warmer.StartAsync(ct).ConfigureAwait(false);
             var core = new ServerCore(options, tenants, logger, metrics, execution, audit, agents, secrets, plugins, inference);
             server = new WayangServer(options, logger, store, execution, audit, secrets, core, keyFile, created?.Secret);
             await server.StartHostAsync(address, loggerFactory, ct).ConfigureAwait(false);
@@ -160,8 +163,15 @@ public sealed class WayangServer : IAsyncDisposable
         var models = new Wayang.Fast.Inference.Models.ModelRegistry();
         foreach (var model in options.InferenceModels)
             models.Register(model);
-        return new Wayang.Fast.Inference.Gateway.InferenceGateway(options.InferenceProviders, models, Wayang.Fast.Inference.Routing.FallbackPolicyStore.Load(store),
+        var gateway = new Wayang.Fast.Inference.Gateway.InferenceGateway(options.InferenceProviders, models, Wayang.Fast.Inference.Routing.FallbackPolicyStore.Load(store),
             options.InferenceGateway, logger: loggerFactory.CreateLogger("Wayang.Fast.Inference"));
+        // Local runtimes that can load ahead of use get a warmer; it learns use and popularity from the gateway.
+        if (options.InferenceProviders.Any(p => p is Wayang.Fast.Inference.Models.IWarmableProvider && p.Capabilities.HasFlag(Wayang.Fast.Inference.Providers.ProviderCapabilities.Local)))
+        {
+            gateway.Usage = new Wayang.Fast.Inference.Models.ModelWarmer(options.InferenceProviders, models, options.InferenceWarming,
+                logger: loggerFactory.CreateLogger("Wayang.Fast.Inference.Warming"));
+        }
+        return gateway;
     }
 
     // The audit log's own journal inside the data directory. Its geometry is fixed here, not taken from the store's
@@ -354,8 +364,10 @@ public sealed class WayangServer : IAsyncDisposable
             {
                 Log.ShutdownStepFailed(_logger, "stop the execution engine", ex);
             }
-            // After the engine (no AGENT call is left): the server owns the providers its options gave it (a llama.cpp
-            // runtime holds native memory, HTTP adapters their connection pools).
+            // After the engine (no AGENT call is left): the warmer's timer first, then the providers the options gave
+            // the server, which it owns (a llama.cpp runtime holds native memory, HTTP adapters their connection pools).
+            if (_core.Inference?.Usage is Wayang.Fast.Inference.Models.ModelWarmer modelWarmer)
+                await modelWarmer.DisposeAsync().ConfigureAwait(false);
             foreach (var provider in _options.InferenceProviders)
             {
                 try

@@ -65,6 +65,9 @@ public sealed class WayangServerOptions
     public List<Wayang.Fast.Inference.Providers.IInferenceProvider> InferenceProviders { get; set; } = [];
     public List<Wayang.Fast.Inference.Models.ModelEntry> InferenceModels { get; set; } = [];
     public Wayang.Fast.Inference.Gateway.InferenceGatewayOptions InferenceGateway { get; set; } = new();
+    // Model cache warming of local runtimes (llama.cpp, an Ollama on loopback): warm at start, popularity prefetch,
+    // LRU eviction under a memory budget.
+    public Wayang.Fast.Inference.Models.ModelWarmerOptions InferenceWarming { get; set; } = new();
 
     // Secrets (section "Wayang:Server:Secrets"): the key-encryption provider and the rotation-policy check.
     public SecretsOptions Secrets { get; set; } = new();

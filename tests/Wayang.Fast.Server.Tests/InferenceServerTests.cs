@@ -261,6 +261,37 @@ public sealed class InferenceServerTests
         Assert.Equal("CONTENT_FILTERED", run.Nodes.Single().ErrorCode);
     }
 
+    [Fact]
+    public async Task A_real_llama_cpp_model_warmed_at_start_answers_unary_and_streamed_over_the_protocol()
+    {
+        using var models = new TempDirectory();
+        Inference.Tests.Gguf.TinyGgufWriter.Write(Path.Combine(models.Path, "tiny.gguf"));
+        await using var h = await ExecutionHarness.StartAsync(o =>
+        {
+            o.InferenceProviders = [new Inference.Adapters.LlamaCpp.LlamaCppProvider(new Inference.Adapters.LlamaCpp.LlamaCppOptions { ModelsDirectory = models.Path, ContextLength = 256 })];
+            o.InferenceModels = [new ModelEntry { Id = "tiny", Aliases = ["default"], Provider = "llamacpp", Format = "gguf" }];
+            o.InferenceWarming.WarmAtStart = ["tiny"];
+        });
+        Assert.Contains("wayang_inference_loaded_models 1\n", h.Server.Server.Core.RenderMetrics(), StringComparison.Ordinal);
+        await using var dev = await h.ConnectAsync("developer");
+        var request = new ChatRequestDto { Model = "default", Messages = [new ChatMessageDto { Role = 1, Parts = ["hello world"] }], MaxTokens = 8, Temperature = 0 };
+
+        var reply = await dev.CallAsync<ChatRequestDto, ChatResponseDto>(Opcode.InferenceChat, request);
+        Assert.Equal(("llamacpp", "tiny"), (reply.Provider, reply.Model));
+        Assert.InRange(reply.CompletionTokens, 1, 8);
+
+        uint id = dev.NextStream();
+        await dev.SendAsync(Opcode.InferenceChatStream, id, request);
+        var text = new StringBuilder();
+        ReceivedFrame frame;
+        while ((frame = await dev.NextAsync(id, static _ => true)).Type == FrameType.Stream)
+            text.Append(frame.Decode<ChatDeltaDto>().Content);
+        Assert.Equal(FrameType.End, frame.Type);
+        // Greedy decoding: the stream says what the unary answer said.
+        Assert.Equal(string.Concat(reply.Choices[0].Message.Parts), text.ToString());
+        Assert.Contains("wayang_inference_cold_starts_total 0\n", h.Server.Server.Core.RenderMetrics(), StringComparison.Ordinal);
+    }
+
     private static async IAsyncEnumerable<ChatDelta> FromChannel(ChannelReader<string> reader, Action onPull, [EnumeratorCancellation] CancellationToken ct)
     {
         while (await reader.WaitToReadAsync(ct))

@@ -54,7 +54,7 @@ internal sealed class ServerMetrics
     }
 
     public string Render(IEnumerable<Session> liveSessions, ExecutionEngine? execution = null, AuditLog? audit = null,
-        Wayang.Fast.Inference.Gateway.GatewayMetrics? inference = null)
+        Wayang.Fast.Inference.Gateway.InferenceGateway? inference = null)
     {
         var total = new SessionStats();
         long inFlight = 0;
@@ -103,7 +103,11 @@ internal sealed class ServerMetrics
         if (execution is not null)
             RenderExecution(sb, execution.GetStats(null));
         if (inference is not null)
-            RenderInference(sb, inference);
+        {
+            RenderInference(sb, inference.Metrics);
+            if (inference.Usage is Wayang.Fast.Inference.Models.ModelWarmer warmer)
+                RenderWarming(sb, warmer.Snapshot());
+        }
         return sb.ToString();
     }
 
@@ -178,6 +182,17 @@ internal sealed class ServerMetrics
         Header(sb, "wayang_inference_attempt_errors_total", "Failed attempts on a target, per error code.", "counter");
         foreach (var (code, n) in m.ErrorsByCode.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             Sample(sb, "wayang_inference_attempt_errors_total", "code", code, n);
+    }
+
+    private static void RenderWarming(StringBuilder sb, Wayang.Fast.Inference.Models.ModelWarmerSnapshot w)
+    {
+        Gauge(sb, "wayang_inference_loaded_models", "Local models loaded.", w.Loaded.Count);
+        Gauge(sb, "wayang_inference_loaded_model_bytes", "Bytes the loaded local models take.", w.LoadedBytes);
+        Counter(sb, "wayang_inference_prefetches_total", "Models loaded ahead of use (at start, by an operator, by popularity).", w.Prefetches);
+        Counter(sb, "wayang_inference_cold_starts_total", "Requests whose model was not loaded.", w.ColdStarts);
+        Counter(sb, "wayang_inference_cold_start_milliseconds_total", "Time from a cold request's start to its first output, summed.", (long)w.ColdStartLatency.TotalMilliseconds);
+        Counter(sb, "wayang_inference_evictions_total", "Models unloaded to stay under the memory budget.", w.Evictions);
+        Counter(sb, "wayang_inference_over_budget_loads_total", "Loads that went over the budget because nothing could be evicted.", w.OverBudgetLoads);
     }
 
     // Prometheus label values escape backslash, double quote and line feed.
