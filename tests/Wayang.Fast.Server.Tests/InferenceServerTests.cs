@@ -52,6 +52,8 @@ public sealed class InferenceServerTests
         Assert.Contains("wayang_inference_fallbacks_total 1\n", metrics, StringComparison.Ordinal);
         Assert.Contains("wayang_inference_model_requests_total{model=\"small\"} 1\n", metrics, StringComparison.Ordinal);
         Assert.Contains("wayang_inference_attempt_errors_total{code=\"INFERENCE_RATE_LIMITED\"} 1\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("wayang_inference_provider_failures_total{provider=\"a\"} 1\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("wayang_inference_provider_attempts_total{provider=\"b\"} 1\n", metrics, StringComparison.Ordinal);
     }
 
     [Fact]

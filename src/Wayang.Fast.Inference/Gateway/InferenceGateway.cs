@@ -232,10 +232,12 @@ public sealed partial class InferenceGateway
                     break;
                 }
                 attempted++;
+                long attemptStart = System.Diagnostics.Stopwatch.GetTimestamp();
                 try
                 {
                     var result = await attempt(target, deadline.Token).ConfigureAwait(false);
                     breaker.OnSuccess();
+                    Metrics.OnAttempt(target.Provider.Name, attemptStart, failed: false);
                     if (path.Count > plan.Unresolved.Count)
                         Metrics.OnFallbackServed();
                     return (result, target, path);
@@ -247,6 +249,7 @@ public sealed partial class InferenceGateway
                         : ex as WayangException ?? InferenceErrors.FromException(target.Provider.Name, ex);
                     breaker.OnFailure(error.Code);
                     Metrics.OnAttemptFailed(error.Error.Name);
+                    Metrics.OnAttempt(target.Provider.Name, attemptStart, failed: true);
                     path.Add(Step(target, error));
                     last = error;
                     LogAttemptFailed(target.Key, error.Error.Name, error.Error.Message);

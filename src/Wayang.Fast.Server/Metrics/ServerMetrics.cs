@@ -182,6 +182,16 @@ internal sealed class ServerMetrics
         Header(sb, "wayang_inference_attempt_errors_total", "Failed attempts on a target, per error code.", "counter");
         foreach (var (code, n) in m.ErrorsByCode.OrderBy(kv => kv.Key, StringComparer.Ordinal))
             Sample(sb, "wayang_inference_attempt_errors_total", "code", code, n);
+        var providers = m.ByProvider.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
+        Header(sb, "wayang_inference_provider_attempts_total", "Attempts on each provider.", "counter");
+        foreach (var (name, stats) in providers)
+            Sample(sb, "wayang_inference_provider_attempts_total", "provider", Escape(name), stats.Attempts);
+        Header(sb, "wayang_inference_provider_failures_total", "Failed attempts on each provider.", "counter");
+        foreach (var (name, stats) in providers)
+            Sample(sb, "wayang_inference_provider_failures_total", "provider", Escape(name), stats.Failures);
+        Header(sb, "wayang_inference_provider_attempt_milliseconds_total", "Time attempts on each provider took (to the answer, or a stream's first delta).", "counter");
+        foreach (var (name, stats) in providers)
+            Sample(sb, "wayang_inference_provider_attempt_milliseconds_total", "provider", Escape(name), (long)stats.Time.TotalMilliseconds);
     }
 
     private static void RenderWarming(StringBuilder sb, Wayang.Fast.Inference.Models.ModelWarmerSnapshot w)
