@@ -96,6 +96,25 @@ internal static class AdapterSupport
     public static WayangException InStreamError(string provider, ErrorCode code, string message) =>
         InferenceErrors.Create(code, provider, $"Provider '{provider}' reported an error in the stream: {message}");
 
+    // STREAM_BROKEN with the class of what broke it in Details.cause.
+    public static WayangException Broken(string provider, string message, ErrorCode cause) =>
+        InferenceErrors.Create(ErrorCode.StreamBroken, provider, $"Provider '{provider}': {message}",
+            extra: new Dictionary<string, string>(StringComparer.Ordinal) { ["cause"] = cause.ToString() });
+
+    // PROVIDER_BAD_RESPONSE: "Provider 'x' sent <what>." (a malformed line, an answer without done...).
+    public static WayangException Malformed(string provider, string what) =>
+        InferenceErrors.Create(ErrorCode.ProviderBadResponse, provider, $"Provider '{provider}' sent {what}.");
+
+    // An {"error": text} object where an answer was expected (Ollama, Triton): its classified code (unrecognised text:
+    // PROVIDER_UNAVAILABLE, a failing server), or STREAM_BROKEN once deltas were yielded (the caller cannot retry what
+    // it has partly shown).
+    public static WayangException ErrorObject(string provider, ErrorCode classified, string text, bool yielded)
+    {
+        var code = classified == ErrorCode.None ? ErrorCode.ProviderUnavailable : classified;
+        return yielded ? Broken(provider, $"the stream failed: {text}", code)
+            : InferenceErrors.Create(code, provider, $"Provider '{provider}' failed: {text}");
+    }
+
     // A models listing as the health probe; never throws (the caller's own cancellation aside).
     public static async Task<ProviderHealth> ProbeAsync(string provider, Func<CancellationToken, Task> probe, CancellationToken cancellationToken)
     {

@@ -348,21 +348,11 @@ public sealed class OllamaProvider : IInferenceProvider, IWarmableProvider, IDis
 
     // An {"error": ...} object where an answer was expected (mid-stream, or with a 200): classified by its text;
     // after deltas were yielded it is STREAM_BROKEN (the caller cannot retry what it has partly shown).
-    private WayangException StreamError(string text, bool yielded)
-    {
-        var code = OllamaJson.Classify(text);
-        if (code == ErrorCode.None)
-            code = ErrorCode.ProviderUnavailable;
-        return yielded ? Broken($"the stream failed: {text}", code)
-            : InferenceErrors.Create(code, Name, $"Provider '{Name}' failed: {text}");
-    }
+    private WayangException StreamError(string text, bool yielded) => AdapterSupport.ErrorObject(Name, OllamaJson.Classify(text), text, yielded);
 
-    private WayangException Broken(string message, ErrorCode cause) =>
-        InferenceErrors.Create(ErrorCode.StreamBroken, Name, $"Provider '{Name}': {message}",
-            extra: new Dictionary<string, string>(StringComparer.Ordinal) { ["cause"] = cause.ToString() });
+    private WayangException Broken(string message, ErrorCode cause) => AdapterSupport.Broken(Name, message, cause);
 
-    private WayangException BadResponse(string what) =>
-        InferenceErrors.Create(ErrorCode.ProviderBadResponse, Name, $"Provider '{Name}' sent {what}.");
+    private WayangException BadResponse(string what) => AdapterSupport.Malformed(Name, what);
 
     private static bool IsTransportError(Exception ex) => ex is IOException or HttpRequestException;
 

@@ -206,21 +206,11 @@ public sealed class TritonProvider : IInferenceProvider, IDisposable
 
     // An {"error": ...} where output was expected: classified by its text (Triton fails a running request with 500,
     // so unrecognised text is PROVIDER_UNAVAILABLE); after deltas were yielded it is STREAM_BROKEN.
-    private WayangException EventError(string text, bool yielded)
-    {
-        var code = TritonJson.Classify(text);
-        if (code == ErrorCode.None)
-            code = ErrorCode.ProviderUnavailable;
-        return yielded ? Broken($"the stream failed: {text}", code)
-            : InferenceErrors.Create(code, Name, $"Provider '{Name}' failed: {text}");
-    }
+    private WayangException EventError(string text, bool yielded) => AdapterSupport.ErrorObject(Name, TritonJson.Classify(text), text, yielded);
 
-    private WayangException Broken(string message, ErrorCode cause) =>
-        InferenceErrors.Create(ErrorCode.StreamBroken, Name, $"Provider '{Name}': {message}",
-            extra: new Dictionary<string, string>(StringComparer.Ordinal) { ["cause"] = cause.ToString() });
+    private WayangException Broken(string message, ErrorCode cause) => AdapterSupport.Broken(Name, message, cause);
 
-    private WayangException BadResponse(string what) =>
-        InferenceErrors.Create(ErrorCode.ProviderBadResponse, Name, $"Provider '{Name}' sent {what}.");
+    private WayangException BadResponse(string what) => AdapterSupport.Malformed(Name, what);
 
     private WayangException Invalid(string message) =>
         InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, $"Provider '{Name}': {message}.");
