@@ -15,6 +15,16 @@ public sealed record TinyGgufOptions
     public int HeadCountKv { get; init; } = 4;
     public float WeightStdDev { get; init; } = 0.08f;
     public string Name { get; init; } = "tiny-llama";
+    // The type of the 2-D weight matrices; the 1-D norm weights stay F32, as llama.cpp's quantizer leaves them.
+    public TinyTensorType WeightType { get; init; } = TinyTensorType.F32;
+}
+
+// The ggml types the writer can store weights as, numbered as ggml numbers them.
+public enum TinyTensorType : uint
+{
+    F32 = 0,
+    F16 = 1,
+    Q8_0 = 8,
 }
 
 // Writes a GGUF v3 llama model with random f32 weights and a SentencePiece-style vocabulary (unk, bos, eos, the 256
@@ -33,6 +43,7 @@ public static class TinyGgufWriter
     private const uint TypeString = 8;
     private const uint TypeArray = 9;
     private const uint GgmlF32 = 0;
+    public const int Q8BlockSize = 32;
 
     // Normal pieces after the byte tokens, with decreasing scores. The prefixes of "▁the", "▁hello" and "▁world" are there so
     // that SentencePiece merging (pairs whose concatenation is a piece) reaches the whole words.
@@ -61,7 +72,8 @@ public static class TinyGgufWriter
             KvString("general.architecture", "llama"),
             KvString("general.name", options.Name),
             KvU32("general.alignment", Alignment),
-            KvU32("general.file_type", 0),
+            // llama_ftype: 0 all F32, 1 mostly F16, 7 mostly Q8_0.
+            KvU32("general.file_type", options.WeightType switch { TinyTensorType.F16 => 1u, TinyTensorType.Q8_0 => 7u, _ => 0u }),
             KvU32("llama.context_length", (uint)options.ContextLength),
             KvU32("llama.embedding_length", (uint)options.EmbeddingLength),
             KvU32("llama.block_count", (uint)options.BlockCount),
@@ -97,20 +109,81 @@ public static class TinyGgufWriter
             w.Write((uint)t.Shape.Length);
             foreach (long d in t.Shape)
                 w.Write((ulong)d);
-            w.Write(GgmlF32);
+            var type = TypeOf(t, options);
+            w.Write(type == TinyTensorType.F32 ? GgmlF32 : (uint)type);
             w.Write(offset);
-            offset += Align((ulong)t.Count * 4);
+            offset += Align(ByteCount(t.Count, type));
         }
         Pad(w);
 
-        var random = new Random(options.Seed);
-        foreach (var t in tensors)
+        foreach (var (t, values) in Values(tensors, options))
         {
-            for (long i = 0; i < t.Count; i++)
-                w.Write(t.IsNorm ? 1f : (float)(Normal(random) * options.WeightStdDev));
+            switch (TypeOf(t, options))
+            {
+                case TinyTensorType.F16:
+                    foreach (float v in values)
+                        w.Write((Half)v);
+                    break;
+                case TinyTensorType.Q8_0:
+                    WriteQ8_0(w, values);
+                    break;
+                default:
+                    foreach (float v in values)
+                        w.Write(v);
+                    break;
+            }
             Pad(w);
         }
         return path;
+    }
+
+    // The f32 values every tensor is made from, before any conversion: tests compare what a reader dequantizes to these.
+    public static IReadOnlyDictionary<string, float[]> SourceWeights(TinyGgufOptions? options = null)
+    {
+        options ??= new TinyGgufOptions();
+        return Values(Tensors(options), options).ToDictionary(x => x.Tensor.Name, x => x.Values);
+    }
+
+    // The shapes (ne0 first) of every tensor in file order.
+    public static IReadOnlyList<(string Name, long[] Shape)> TensorShapes(TinyGgufOptions? options = null) =>
+        [.. Tensors(options ?? new TinyGgufOptions()).Select(t => (t.Name, t.Shape))];
+
+    // Draws the weights in file order from one seeded generator, exactly as the f32 file always has.
+    private static IEnumerable<(Tensor Tensor, float[] Values)> Values(List<Tensor> tensors, TinyGgufOptions options)
+    {
+        var random = new Random(options.Seed);
+        foreach (var t in tensors)
+        {
+            var values = new float[t.Count];
+            for (long i = 0; i < t.Count; i++)
+                values[i] = t.IsNorm ? 1f : (float)(Normal(random) * options.WeightStdDev);
+            yield return (t, values);
+        }
+    }
+
+    private static TinyTensorType TypeOf(Tensor t, TinyGgufOptions options) => t.Shape.Length >= 2 ? options.WeightType : TinyTensorType.F32;
+
+    private static ulong ByteCount(long count, TinyTensorType type) => type switch
+    {
+        TinyTensorType.F16 => (ulong)count * 2,
+        TinyTensorType.Q8_0 => (ulong)(count / Q8BlockSize) * 34,
+        _ => (ulong)count * 4,
+    };
+
+    // ggml's reference quantize_row_q8_0: per block of 32, scale = max|x| / 127 stored as f16, q = round(x / scale).
+    private static void WriteQ8_0(BinaryWriter w, float[] values)
+    {
+        for (int b = 0; b < values.Length; b += Q8BlockSize)
+        {
+            float amax = 0;
+            for (int i = 0; i < Q8BlockSize; i++)
+                amax = Math.Max(amax, Math.Abs(values[b + i]));
+            float d = amax / 127f;
+            float id = d != 0 ? 1f / d : 0f;
+            w.Write((Half)d);
+            for (int i = 0; i < Q8BlockSize; i++)
+                w.Write((sbyte)MathF.Round(values[b + i] * id, MidpointRounding.AwayFromZero));
+        }
     }
 
     private sealed record Tensor(string Name, long[] Shape, bool IsNorm)
