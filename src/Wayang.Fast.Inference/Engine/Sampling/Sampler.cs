@@ -10,7 +10,8 @@ public sealed class Sampler
     private readonly SamplerOptions _options;
     private readonly int[] _ids;
     private readonly float[] _weights;
-    private readonly ByLogitDescending _order;
+    // Made once: Span.Sort with an IComparer wraps it in a new delegate on every call, with a Comparison it does not.
+    private readonly Comparison<int> _order;
     private Xoshiro256 _rng;
 
     public Sampler(int vocabSize, SamplerOptions options)
@@ -22,7 +23,7 @@ public sealed class Sampler
         _options = options;
         _ids = new int[vocabSize];
         _weights = new float[vocabSize];
-        _order = new ByLogitDescending(_weights);
+        _order = new ByLogitDescending(_weights).Compare;
         _rng = new Xoshiro256(options.Seed ?? (ulong)Random.Shared.NextInt64());
     }
 
@@ -113,8 +114,7 @@ public sealed class Sampler
         return sortedIds.Length;
     }
 
-    // A class made once, not a struct: Span.Sort would box a struct comparer on every call.
-    private sealed class ByLogitDescending(float[] logits) : IComparer<int>
+    private sealed class ByLogitDescending(float[] logits)
     {
         public int Compare(int x, int y)
         {
