@@ -17,6 +17,8 @@ public sealed record TinyGgufOptions
     public string Name { get; init; } = "tiny-llama";
     // The type of the 2-D weight matrices; the 1-D norm weights stay F32, as llama.cpp's quantizer leaves them.
     public TinyTensorType WeightType { get; init; } = TinyTensorType.F32;
+    // Another value (e.g. "gpt2") lets tests check that an unsupported tokenizer is refused.
+    public string TokenizerModel { get; init; } = "llama";
 }
 
 // The ggml types the writer can store weights as, numbered as ggml numbers them.
@@ -84,7 +86,7 @@ public static class TinyGgufWriter
             KvU32("llama.rope.dimension_count", (uint)headDim),
             KvF32("llama.rope.freq_base", 10000f),
             KvU32("llama.vocab_size", (uint)tokens.Length),
-            KvString("tokenizer.ggml.model", "llama"),
+            KvString("tokenizer.ggml.model", options.TokenizerModel),
             Kv("tokenizer.ggml.tokens", b => Array(b, TypeString, tokens.Length, i => Str(b, tokens[i]))),
             Kv("tokenizer.ggml.scores", b => Array(b, TypeF32, scores.Length, i => b.Write(scores[i]))),
             Kv("tokenizer.ggml.token_type", b => Array(b, TypeI32, types.Length, i => b.Write(types[i]))),
