@@ -90,7 +90,8 @@ internal sealed unsafe class KernelPool : IDisposable
             if (_disposed)
                 return;
             _disposed = true;
-            _start.Release(_workers.Length);
+            if (_workers.Length > 0)
+                _start.Release(_workers.Length);
         }
         foreach (var t in _workers)
             t.Join();
