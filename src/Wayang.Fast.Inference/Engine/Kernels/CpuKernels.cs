@@ -1,0 +1,438 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using Wayang.Fast.Inference.Engine.KvCache;
+
+namespace Wayang.Fast.Inference.Engine.Kernels;
+
+// The embedded default backend: Vector256 inner loops, the heavy kernels (matrix products, attention) spread over a
+// KernelPool. The span overloads are the real entry points; the IKernels<Memory<float>> ones forward to them.
+// Element-wise kernels stay on the calling thread: they touch a few KB per token and a hand-off would cost more.
+public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
+{
+    // Below this many multiply-adds a job runs inline; waking workers costs a few microseconds.
+    private const long DefaultParallelThreshold = 1 << 15;
+    // Rows per MatVec/MatMul work item: enough to amortize the claim, few enough to balance.
+    private const int RowsPerItem = 16;
+    // The attention accumulator lives on the stack.
+    private const int MaxHeadDim = 1024;
+
+    private readonly KernelPool _pool;
+    private readonly long _parallelThreshold;
+
+    public CpuKernels()
+        : this(Environment.ProcessorCount, DefaultParallelThreshold)
+    {
+    }
+
+    public CpuKernels(int threads)
+        : this(threads, DefaultParallelThreshold)
+    {
+    }
+
+    // Tests pass parallelThreshold 0 so the small, odd-sized inputs still go through the pool.
+    internal CpuKernels(int threads, long parallelThreshold)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(threads);
+        _pool = new KernelPool(threads - 1);
+        _parallelThreshold = parallelThreshold;
+    }
+
+    public int Parallelism => _pool.Parallelism;
+
+    public void Dispose() => _pool.Dispose();
+
+    public void MatVec(ReadOnlySpan<float> weights, ReadOnlySpan<float> x, Span<float> y, int rows, int cols) =>
+        MatMul(weights, x, y, 1, rows, cols);
+
+    public void MatMul(ReadOnlySpan<float> weights, ReadOnlySpan<float> x, Span<float> y, int batch, int rows, int cols)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(batch);
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegative(cols);
+        RequireLength(weights.Length, (long)rows * cols, nameof(weights));
+        RequireLength(x.Length, (long)batch * cols, nameof(x));
+        RequireLength(y.Length, (long)batch * rows, nameof(y));
+        if (batch == 0 || rows == 0)
+            return;
+        fixed (float* w = weights)
+        fixed (float* px = x)
+        fixed (float* py = y)
+        {
+            var state = new MatMulState { W = w, X = px, Y = py, Batch = batch, Rows = rows, Cols = cols };
+            var items = (rows + RowsPerItem - 1) / RowsPerItem;
+            if ((long)batch * rows * cols < _parallelThreshold)
+            {
+                for (var i = 0; i < items; i++)
+                    MatMulItem(&state, i);
+            }
+            else
+            {
+                _pool.Run(&MatMulItem, &state, items);
+            }
+        }
+    }
+
+    public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, int batch, int dim, float eps)
+    {
+        RequireLength(x.Length, (long)batch * dim, nameof(x));
+        RequireLength(weight.Length, dim, nameof(weight));
+        RequireLength(y.Length, (long)batch * dim, nameof(y));
+        for (var b = 0; b < batch; b++)
+        {
+            var row = x.Slice(b * dim, dim);
+            var sum = Dot(ref MemoryMarshal.GetReference(row), ref MemoryMarshal.GetReference(row), dim);
+            var inv = 1f / MathF.Sqrt((sum / dim) + eps);
+            var dst = y.Slice(b * dim, dim);
+            for (var i = 0; i < dim; i++)
+                dst[i] = row[i] * inv * weight[i];
+        }
+    }
+
+    public static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y, int length)
+    {
+        RequireLength(gate.Length, length, nameof(gate));
+        RequireLength(up.Length, length, nameof(up));
+        RequireLength(y.Length, length, nameof(y));
+        for (var i = 0; i < length; i++)
+        {
+            var g = gate[i];
+            y[i] = g / (1f + MathF.Exp(-g)) * up[i];
+        }
+    }
+
+    public static void Rope(Span<float> x, ReadOnlySpan<int> positions, int numHeads, int headDim, int ropeDim, float freqBase)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(ropeDim, headDim);
+        if ((ropeDim & 1) != 0)
+            throw new ArgumentOutOfRangeException(nameof(ropeDim), ropeDim, "rope dimension must be even");
+        RequireLength(x.Length, (long)positions.Length * numHeads * headDim, nameof(x));
+        for (var t = 0; t < positions.Length; t++)
+        {
+            var pos = (double)positions[t];
+            for (var i = 0; i < ropeDim / 2; i++)
+            {
+                // Angles are computed in double: positions reach the tens of thousands, where f32 angles drift.
+                var theta = pos * Math.Pow(freqBase, -2.0 * i / ropeDim);
+                var (sin, cos) = Math.SinCos(theta);
+                var s = (float)sin;
+                var c = (float)cos;
+                for (var h = 0; h < numHeads; h++)
+                {
+                    var at = (((t * numHeads) + h) * headDim) + (2 * i);
+                    var x0 = x[at];
+                    var x1 = x[at + 1];
+                    x[at] = (x0 * c) - (x1 * s);
+                    x[at + 1] = (x0 * s) + (x1 * c);
+                }
+            }
+        }
+    }
+
+    public static void Softmax(Span<float> x, int batch, int length)
+    {
+        RequireLength(x.Length, (long)batch * length, nameof(x));
+        for (var b = 0; b < batch; b++)
+        {
+            var row = x.Slice(b * length, length);
+            var max = float.NegativeInfinity;
+            foreach (var v in row)
+                max = MathF.Max(max, v);
+            var sum = 0f;
+            for (var i = 0; i < row.Length; i++)
+            {
+                var e = MathF.Exp(row[i] - max);
+                row[i] = e;
+                sum += e;
+            }
+            var inv = 1f / sum;
+            for (var i = 0; i < row.Length; i++)
+                row[i] *= inv;
+        }
+    }
+
+    public static void Add(Span<float> x, ReadOnlySpan<float> y, int length)
+    {
+        RequireLength(x.Length, length, nameof(x));
+        RequireLength(y.Length, length, nameof(y));
+        Axpy(1f, ref MemoryMarshal.GetReference(y), ref MemoryMarshal.GetReference(x), length);
+    }
+
+    public static void AppendKv(
+        Span<float> keyCache, Span<float> valueCache, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, ReadOnlySpan<int> slotMapping, KvLayout layout)
+    {
+        var stride = layout.SlotStride;
+        RequireLength(keys.Length, (long)slotMapping.Length * stride, nameof(keys));
+        RequireLength(values.Length, (long)slotMapping.Length * stride, nameof(values));
+        var slots = Math.Min(keyCache.Length, valueCache.Length) / stride;
+        for (var t = 0; t < slotMapping.Length; t++)
+        {
+            var slot = slotMapping[t];
+            // vLLM marks padding tokens with slot -1; they have nothing to store.
+            if (slot < 0)
+                continue;
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(slot, slots, nameof(slotMapping));
+            keys.Slice(t * stride, stride).CopyTo(keyCache.Slice(slot * stride, stride));
+            values.Slice(t * stride, stride).CopyTo(valueCache.Slice(slot * stride, stride));
+        }
+    }
+
+    public static void CopyBlocks(Span<float> keyCache, Span<float> valueCache, ReadOnlySpan<BlockCopy> copies, KvLayout layout)
+    {
+        var stride = layout.BlockStride;
+        foreach (var copy in copies)
+        {
+            keyCache.Slice(copy.Source * stride, stride).CopyTo(keyCache.Slice(copy.Destination * stride, stride));
+            valueCache.Slice(copy.Source * stride, stride).CopyTo(valueCache.Slice(copy.Destination * stride, stride));
+        }
+    }
+
+    public void PagedAttentionDecode(
+        ReadOnlySpan<float> queries,
+        ReadOnlySpan<float> keyCache,
+        ReadOnlySpan<float> valueCache,
+        Span<float> output,
+        ReadOnlySpan<int> blockTables,
+        int maxBlocksPerSequence,
+        ReadOnlySpan<int> sequenceLengths,
+        int numHeads,
+        KvLayout layout)
+    {
+        var sequences = sequenceLengths.Length;
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layout.NumKvHeads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layout.BlockSize);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layout.HeadDim);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(layout.HeadDim, MaxHeadDim);
+        if (numHeads <= 0 || numHeads % layout.NumKvHeads != 0)
+            throw new ArgumentOutOfRangeException(nameof(numHeads), numHeads, "heads must be a positive multiple of the kv heads");
+        RequireLength(queries.Length, (long)sequences * numHeads * layout.HeadDim, nameof(queries));
+        RequireLength(output.Length, (long)sequences * numHeads * layout.HeadDim, nameof(output));
+        RequireLength(blockTables.Length, (long)sequences * maxBlocksPerSequence, nameof(blockTables));
+        // Every block a sequence reads must exist, so the work items can run unchecked.
+        var cacheBlocks = Math.Min(keyCache.Length, valueCache.Length) / layout.BlockStride;
+        for (var s = 0; s < sequences; s++)
+        {
+            var length = sequenceLengths[s];
+            var used = (length + layout.BlockSize - 1) / layout.BlockSize;
+            if (length < 0 || used > maxBlocksPerSequence)
+                throw new ArgumentOutOfRangeException(nameof(sequenceLengths), length, "sequence longer than its block table");
+            foreach (var block in blockTables.Slice(s * maxBlocksPerSequence, used))
+            {
+                if ((uint)block >= (uint)cacheBlocks)
+                    throw new ArgumentOutOfRangeException(nameof(blockTables), block, "block outside the cache");
+            }
+        }
+        if (sequences == 0)
+            return;
+
+        fixed (float* q = queries)
+        fixed (float* k = keyCache)
+        fixed (float* v = valueCache)
+        fixed (float* o = output)
+        fixed (int* tables = blockTables)
+        fixed (int* lengths = sequenceLengths)
+        {
+            var state = new AttentionState
+            {
+                Q = q,
+                K = k,
+                V = v,
+                O = o,
+                Tables = tables,
+                Lengths = lengths,
+                MaxBlocks = maxBlocksPerSequence,
+                NumHeads = numHeads,
+                Layout = layout,
+                Scale = 1f / MathF.Sqrt(layout.HeadDim),
+            };
+            var items = sequences * numHeads;
+            long work = 0;
+            for (var s = 0; s < sequences; s++)
+                work += (long)sequenceLengths[s] * numHeads * layout.HeadDim;
+            if (work < _parallelThreshold)
+            {
+                for (var i = 0; i < items; i++)
+                    AttentionItem(&state, i);
+            }
+            else
+            {
+                _pool.Run(&AttentionItem, &state, items);
+            }
+        }
+    }
+
+    private static void MatMulItem(void* p, int item)
+    {
+        ref var s = ref Unsafe.AsRef<MatMulState>(p);
+        var first = item * RowsPerItem;
+        var last = Math.Min(first + RowsPerItem, s.Rows);
+        // Row-outer so each weight row is read from memory once and reused across the batch from cache.
+        for (var r = first; r < last; r++)
+        {
+            ref var w = ref Unsafe.AsRef<float>(s.W + ((long)r * s.Cols));
+            for (var b = 0; b < s.Batch; b++)
+                s.Y[((long)b * s.Rows) + r] = Dot(ref w, ref Unsafe.AsRef<float>(s.X + ((long)b * s.Cols)), s.Cols);
+        }
+    }
+
+    // One (sequence, head): a single pass over the sequence's tokens with online softmax (running max m, running sum l,
+    // accumulator rescaled whenever the max grows), so scores are never materialized.
+    private static void AttentionItem(void* p, int item)
+    {
+        ref var s = ref Unsafe.AsRef<AttentionState>(p);
+        var layout = s.Layout;
+        var headDim = layout.HeadDim;
+        var seq = item / s.NumHeads;
+        var head = item % s.NumHeads;
+        var kvHead = head / (s.NumHeads / layout.NumKvHeads);
+        ref var q = ref Unsafe.AsRef<float>(s.Q + ((long)item * headDim));
+        var output = new Span<float>(s.O + ((long)item * headDim), headDim);
+        Span<float> acc = stackalloc float[headDim];
+        acc.Clear();
+        var length = s.Lengths[seq];
+        var table = s.Tables + ((long)seq * s.MaxBlocks);
+        var max = float.NegativeInfinity;
+        var sum = 0f;
+        for (var t = 0; t < length; t++)
+        {
+            var slot = ((long)table[t / layout.BlockSize] * layout.BlockSize) + (t % layout.BlockSize);
+            var offset = (slot * layout.SlotStride) + ((long)kvHead * headDim);
+            var score = Dot(ref q, ref Unsafe.AsRef<float>(s.K + offset), headDim) * s.Scale;
+            ref var value = ref Unsafe.AsRef<float>(s.V + offset);
+            if (score > max)
+            {
+                var correction = MathF.Exp(max - score);
+                sum = (sum * correction) + 1f;
+                ScaleInPlace(acc, correction);
+                Axpy(1f, ref value, ref MemoryMarshal.GetReference(acc), headDim);
+                max = score;
+            }
+            else
+            {
+                var weight = MathF.Exp(score - max);
+                sum += weight;
+                Axpy(weight, ref value, ref MemoryMarshal.GetReference(acc), headDim);
+            }
+        }
+        if (length == 0)
+        {
+            output.Clear();
+            return;
+        }
+        var inv = 1f / sum;
+        for (var i = 0; i < headDim; i++)
+            output[i] = acc[i] * inv;
+    }
+
+    internal static float Dot(ref float a, ref float b, int n)
+    {
+        var i = 0;
+        var sum = 0f;
+        if (Vector256.IsHardwareAccelerated && n >= Vector256<float>.Count)
+        {
+            // Two accumulators hide the add latency of the dependent chain.
+            var acc0 = Vector256<float>.Zero;
+            var acc1 = Vector256<float>.Zero;
+            for (; i <= n - (2 * Vector256<float>.Count); i += 2 * Vector256<float>.Count)
+            {
+                acc0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref a, (nuint)i), Vector256.LoadUnsafe(ref b, (nuint)i), acc0);
+                acc1 = Vector256.FusedMultiplyAdd(
+                    Vector256.LoadUnsafe(ref a, (nuint)(i + Vector256<float>.Count)), Vector256.LoadUnsafe(ref b, (nuint)(i + Vector256<float>.Count)), acc1);
+            }
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+                acc0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref a, (nuint)i), Vector256.LoadUnsafe(ref b, (nuint)i), acc0);
+            sum = Vector256.Sum(acc0 + acc1);
+        }
+        for (; i < n; i++)
+            sum += Unsafe.Add(ref a, i) * Unsafe.Add(ref b, i);
+        return sum;
+    }
+
+    // y += alpha * x.
+    private static void Axpy(float alpha, ref float x, ref float y, int n)
+    {
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var a = Vector256.Create(alpha);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+                Vector256.FusedMultiplyAdd(a, Vector256.LoadUnsafe(ref x, (nuint)i), Vector256.LoadUnsafe(ref y, (nuint)i)).StoreUnsafe(ref y, (nuint)i);
+        }
+        for (; i < n; i++)
+            Unsafe.Add(ref y, i) += alpha * Unsafe.Add(ref x, i);
+    }
+
+    private static void ScaleInPlace(Span<float> x, float factor)
+    {
+        for (var i = 0; i < x.Length; i++)
+            x[i] *= factor;
+    }
+
+    private static void RequireLength(long actual, long required, string name)
+    {
+        if (actual < required)
+            throw new ArgumentException($"needs {required} elements, has {actual}", name);
+    }
+
+    void IKernels<Memory<float>>.MatVec(Memory<float> weights, Memory<float> x, Memory<float> y, int rows, int cols) =>
+        MatVec(weights.Span, x.Span, y.Span, rows, cols);
+
+    void IKernels<Memory<float>>.MatMul(Memory<float> weights, Memory<float> x, Memory<float> y, int batch, int rows, int cols) =>
+        MatMul(weights.Span, x.Span, y.Span, batch, rows, cols);
+
+    void IKernels<Memory<float>>.RmsNorm(Memory<float> x, Memory<float> weight, Memory<float> y, int batch, int dim, float eps) =>
+        RmsNorm(x.Span, weight.Span, y.Span, batch, dim, eps);
+
+    void IKernels<Memory<float>>.SwiGlu(Memory<float> gate, Memory<float> up, Memory<float> y, int length) =>
+        SwiGlu(gate.Span, up.Span, y.Span, length);
+
+    void IKernels<Memory<float>>.Rope(Memory<float> x, ReadOnlySpan<int> positions, int numHeads, int headDim, int ropeDim, float freqBase) =>
+        Rope(x.Span, positions, numHeads, headDim, ropeDim, freqBase);
+
+    void IKernels<Memory<float>>.Softmax(Memory<float> x, int batch, int length) => Softmax(x.Span, batch, length);
+
+    void IKernels<Memory<float>>.Add(Memory<float> x, Memory<float> y, int length) => Add(x.Span, y.Span, length);
+
+    void IKernels<Memory<float>>.AppendKv(
+        Memory<float> keyCache, Memory<float> valueCache, Memory<float> keys, Memory<float> values, ReadOnlySpan<int> slotMapping, KvLayout layout) =>
+        AppendKv(keyCache.Span, valueCache.Span, keys.Span, values.Span, slotMapping, layout);
+
+    void IKernels<Memory<float>>.CopyBlocks(Memory<float> keyCache, Memory<float> valueCache, ReadOnlySpan<BlockCopy> copies, KvLayout layout) =>
+        CopyBlocks(keyCache.Span, valueCache.Span, copies, layout);
+
+    void IKernels<Memory<float>>.PagedAttentionDecode(
+        Memory<float> queries,
+        Memory<float> keyCache,
+        Memory<float> valueCache,
+        Memory<float> output,
+        ReadOnlySpan<int> blockTables,
+        int maxBlocksPerSequence,
+        ReadOnlySpan<int> sequenceLengths,
+        int numHeads,
+        KvLayout layout) =>
+        PagedAttentionDecode(queries.Span, keyCache.Span, valueCache.Span, output.Span, blockTables, maxBlocksPerSequence, sequenceLengths, numHeads, layout);
+
+    private struct MatMulState
+    {
+        public float* W;
+        public float* X;
+        public float* Y;
+        public int Batch;
+        public int Rows;
+        public int Cols;
+    }
+
+    private struct AttentionState
+    {
+        public float* Q;
+        public float* K;
+        public float* V;
+        public float* O;
+        public int* Tables;
+        public int* Lengths;
+        public int MaxBlocks;
+        public int NumHeads;
+        public KvLayout Layout;
+        public float Scale;
+    }
+}
