@@ -22,6 +22,19 @@ public sealed class WireEnumTests
         Assert.Equal([("Default", 0), ("Next", 1), ("Target", 2), ("Retry", 3), ("Fail", 4)], Values<FallbackAction>());
     }
 
+    // The GGUF file format's own numbering (ggml.h, gguf.h, llama-vocab.h): our loader must never drift from it.
+    [Fact]
+    public void Gguf_format_enums_follow_ggml()
+    {
+        Assert.Equal([("UInt8", 0), ("Int8", 1), ("UInt16", 2), ("Int16", 3), ("UInt32", 4), ("Int32", 5), ("Float32", 6), ("Bool", 7),
+            ("String", 8), ("Array", 9), ("UInt64", 10), ("Int64", 11), ("Float64", 12)], Values<Wayang.Fast.Inference.Engine.Gguf.GgufValueType>());
+        Assert.Equal([("F32", 0), ("F16", 1), ("Q4_0", 2), ("Q4_1", 3), ("Q5_0", 6), ("Q5_1", 7), ("Q8_0", 8), ("Q8_1", 9), ("Q2_K", 10),
+            ("Q3_K", 11), ("Q4_K", 12), ("Q5_K", 13), ("Q6_K", 14), ("Q8_K", 15), ("I8", 24), ("I16", 25), ("I32", 26), ("I64", 27), ("F64", 28), ("BF16", 30)],
+            Values<Wayang.Fast.Inference.Engine.Gguf.GgmlType>());
+        Assert.Equal([("Undefined", 0), ("Normal", 1), ("Unknown", 2), ("Control", 3), ("UserDefined", 4), ("Unused", 5), ("Byte", 6)],
+            Values<Wayang.Fast.Inference.Engine.Tokenization.GgufTokenType>());
+    }
+
     [Fact]
     public void Stored_policy_action_names_are_frozen()
     {

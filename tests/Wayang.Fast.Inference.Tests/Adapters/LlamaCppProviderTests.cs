@@ -101,31 +101,70 @@ public sealed class LlamaCppProviderTests : IDisposable
     [Fact]
     public async Task A_request_joins_the_batch_of_a_running_one()
     {
-        using var provider = new LlamaCppProvider(new LlamaCppOptions { ModelsDirectory = _dir.Path, ContextLength = 2048, MaxSequences = 2 });
+        // Stepped: the decoder takes one step per release (while `stepped` is set), so the long request cannot finish
+        // its context before the quick one arrives.
+        using var steps = new SemaphoreSlim(0);
+        bool stepped = false;
+        using var provider = new LlamaCppProvider(new LlamaCppOptions
+        {
+            ModelsDirectory = _dir.Path, ContextLength = 2048, MaxSequences = 2, AfterStepForTests = ct => { if (Volatile.Read(ref stepped)) steps.Wait(ct); },
+        });
         var quick = Request("world", maxTokens: 8);
         string alone = (await provider.ChatAsync(quick, Model, CancellationToken.None).WaitAsync(Guard)).Choices[0].Message.TextContent();
         Assert.Equal(1, provider.PeakSequencesPerBatch(Model));
 
         // A long request is generating (it has streamed a delta) when the quick one arrives; the quick one runs beside
         // it in the same batches and gets the text it gets alone.
+        Volatile.Write(ref stepped, true);
         using var cts = new CancellationTokenSource();
         await using var longRun = provider.StreamChatAsync(Request("hello", maxTokens: 100_000), Model, cts.Token).GetAsyncEnumerator(cts.Token);
-        Assert.True(await longRun.MoveNextAsync());
-        string beside = (await provider.ChatAsync(quick, Model, CancellationToken.None).WaitAsync(Guard)).Choices[0].Message.TextContent();
+        await StepUntilAsync(steps, longRun.MoveNextAsync().AsTask());
+        var besideTask = provider.ChatAsync(quick, Model, CancellationToken.None);
+        var besideResponse = await StepUntilAsync(steps, besideTask);
+        string beside = besideResponse.Choices[0].Message.TextContent();
+        Volatile.Write(ref stepped, false);
+        steps.Release();
         await cts.CancelAsync();
 
         Assert.Equal(alone, beside);
         Assert.Equal(2, provider.PeakSequencesPerBatch(Model));
     }
 
+    // Lets the stepped decoder go one step at a time until the task completes (the steps are bounded: a delta or an
+    // 8-token answer needs only a few).
+    private static async Task<T> StepUntilAsync<T>(SemaphoreSlim steps, Task<T> task)
+    {
+        for (int released = 0; !task.IsCompleted; released++)
+        {
+            Assert.True(released < 256, "no progress after 256 decode steps");
+            steps.Release();
+            await Task.WhenAny(task, Task.Delay(20));
+        }
+        return await task;
+    }
+
     [Fact]
     public async Task Unloading_a_model_fails_its_running_requests_as_provider_unavailable()
     {
-        var stream = _provider.StreamChatAsync(Request("hello", maxTokens: 100_000), Model, CancellationToken.None).GetAsyncEnumerator();
+        // The decoder takes one step per release, so the request is certainly still generating when the model goes
+        // (free-running, the tiny model could finish its 128-token context before the unload).
+        using var steps = new SemaphoreSlim(0);
+        using var held = new LlamaCppProvider(new LlamaCppOptions
+        {
+            Name = "local", ModelsDirectory = _dir.Path, ContextLength = 128, MaxSequences = 1, AfterStepForTests = ct => steps.Wait(ct),
+        });
+        var stream = held.StreamChatAsync(Request("hello", maxTokens: 100_000), Model, CancellationToken.None).GetAsyncEnumerator();
         await using (stream)
         {
-            Assert.True(await stream.MoveNextAsync());
-            Assert.True(_provider.Unload(Model));
+            var first = stream.MoveNextAsync().AsTask();
+            for (int released = 0; !first.IsCompleted; released++)
+            {
+                Assert.True(released < 64, "no delta after 64 decode steps");
+                steps.Release();
+                await Task.WhenAny(first, Task.Delay(20));
+            }
+            Assert.True(await first);
+            Assert.True(held.Unload(Model));
             var ex = await Assert.ThrowsAsync<WayangException>(async () =>
             {
                 while (await stream.MoveNextAsync())

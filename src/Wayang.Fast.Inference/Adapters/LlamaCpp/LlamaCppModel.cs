@@ -83,7 +83,10 @@ internal sealed class LlamaCppModel : IDisposable
             var context = weights.CreateContext(parameters);
             // llama.cpp may round the context; what a sequence really has is the share of what was allocated.
             int actual = (int)context.ContextSize / maxSequences;
-            return new LlamaCppModel(options.Name, name, path, weights, context, parameters, Math.Min(perSequence, actual), maxSequences, batch);
+            return new LlamaCppModel(options.Name, name, path, weights, context, parameters, Math.Min(perSequence, actual), maxSequences, batch)
+            {
+                AfterStepForTests = options.AfterStepForTests,
+            };
         }
         catch
         {
@@ -147,6 +150,8 @@ internal sealed class LlamaCppModel : IDisposable
         }
     }
 
+    internal Action<CancellationToken>? AfterStepForTests { get; init; }
+
     private void Run()
     {
         var stop = _stop.Token;
@@ -161,6 +166,7 @@ internal sealed class LlamaCppModel : IDisposable
                     continue;
                 }
                 Step();
+                AfterStepForTests?.Invoke(stop);
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)

@@ -16,4 +16,8 @@ public sealed class LlamaCppOptions
     public int Threads { get; set; }
     // The completion budget of a request that names none.
     public int DefaultMaxTokens { get; set; } = 512;
+
+    // Tests only: called on the decode thread after every step with the model's stop token, so a test can hold the
+    // decoder between steps (and a stop still ends the wait) instead of racing it.
+    internal Action<CancellationToken>? AfterStepForTests { get; set; }
 }
