@@ -1,0 +1,214 @@
+using Wayang.Fast.Inference.Engine.Kernels;
+using Wayang.Fast.Inference.Engine.KvCache;
+
+namespace Wayang.Fast.Inference.Engine.Model;
+
+// The llama forward pass over a paged KV cache: embedding, per layer RMSNorm -> Q/K/V -> rope -> append K/V at the
+// cache's slots -> paged attention (grouped-query) -> output projection + residual -> RMSNorm -> SwiGLU feed-forward
+// + residual, then the final RMSNorm and output head. It owns the per-layer K/V buffers; the PagedKvCache passed in
+// owns the bookkeeping (block tables, lengths, slots) and must have the same block count and size.
+//
+// Every step is one batch of query tokens, each with its position, slot, block table and attention length, so decode
+// (one token per sequence) and prefill (all of one prompt's tokens) share the code: a prefill's token i attends over
+// the first cachedTokens + i + 1 tokens of its own table, which is causal attention through the decode kernel. The
+// projections are MatMuls over the whole batch.
+public sealed class LlamaForward
+{
+    private readonly LlamaModel _model;
+    private readonly IKernels<Memory<float>> _kernels;
+    private readonly KvLayout _layout;
+    private readonly int _numBlocks;
+    private readonly float[][] _keyCache;
+    private readonly float[][] _valueCache;
+    private Scratch _scratch = new(0, 0);
+
+    public LlamaForward(LlamaModel model, IKernels<Memory<float>> kernels, int numBlocks, int blockSize)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(kernels);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numBlocks);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
+        _model = model;
+        _kernels = kernels;
+        _numBlocks = numBlocks;
+        _layout = new KvLayout(blockSize, model.Parameters.HeadCountKv, model.Parameters.HeadDim);
+        var layers = model.Layers.Count;
+        _keyCache = new float[layers][];
+        _valueCache = new float[layers][];
+        for (var l = 0; l < layers; l++)
+        {
+            _keyCache[l] = new float[(long)numBlocks * _layout.BlockStride];
+            _valueCache[l] = new float[(long)numBlocks * _layout.BlockStride];
+        }
+    }
+
+    public LlamaModel Model => _model;
+
+    public int VocabSize => _model.Parameters.VocabSize;
+
+    // Runs a prompt already admitted with cache.TryAddSequence: tokens are the prompt after its cachedTokens reused ones
+    // and slotMapping the slots TryAddSequence wrote for them. logits [vocab] receives the last token's.
+    public void Prefill(PagedKvCache cache, long sequenceId, ReadOnlySpan<int> tokens, ReadOnlySpan<int> slotMapping, int cachedTokens, Span<float> logits)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(tokens.Length);
+        CheckCache(cache);
+        if (cache.GetLength(sequenceId) != cachedTokens + tokens.Length)
+            throw new ArgumentException("The sequence's cached length is not cachedTokens plus the tokens.", nameof(tokens));
+        var n = tokens.Length;
+        var table = cache.GetBlockTable(sequenceId);
+        var maxBlocks = table.Length;
+        var s = Prepare(n, maxBlocks);
+        for (var i = 0; i < n; i++)
+        {
+            s.Positions[i] = cachedTokens + i;
+            s.Lengths[i] = cachedTokens + i + 1;
+            table.CopyTo(s.Tables.AsSpan(i * maxBlocks, maxBlocks));
+        }
+        Run(cache, tokens, slotMapping, n, maxBlocks, firstLogitRow: n - 1, logits);
+    }
+
+    // One decode step for a batch of sequences, each having just appended its token with cache.TryAppend (so its
+    // length counts it); slotMapping[i] is the slot TryAppend gave sequence i. logits is [sequences x vocab].
+    public void Decode(PagedKvCache cache, ReadOnlySpan<long> sequenceIds, ReadOnlySpan<int> tokens, ReadOnlySpan<int> slotMapping, Span<float> logits)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sequenceIds.Length);
+        if (tokens.Length != sequenceIds.Length)
+            throw new ArgumentException("One token per sequence.", nameof(tokens));
+        CheckCache(cache);
+        var n = sequenceIds.Length;
+        var maxBlocks = 0;
+        foreach (var id in sequenceIds)
+            maxBlocks = Math.Max(maxBlocks, cache.GetBlockTable(id).Length);
+        var s = Prepare(n, maxBlocks);
+        // Padding entries are never read (a sequence reads only the blocks its length covers), so zeros are safe.
+        Array.Clear(s.Tables, 0, n * maxBlocks);
+        for (var i = 0; i < n; i++)
+        {
+            var length = cache.GetLength(sequenceIds[i]);
+            s.Positions[i] = length - 1;
+            s.Lengths[i] = length;
+            cache.GetBlockTable(sequenceIds[i]).CopyTo(s.Tables.AsSpan(i * maxBlocks, maxBlocks));
+        }
+        Run(cache, tokens, slotMapping, n, maxBlocks, firstLogitRow: 0, logits);
+    }
+
+    private void CheckCache(PagedKvCache cache)
+    {
+        if (cache.TotalBlocks != _numBlocks || cache.BlockSize != _layout.BlockSize)
+            throw new ArgumentException("The KV cache's block count or size differs from the forward pass's buffers.", nameof(cache));
+    }
+
+    private Scratch Prepare(int tokens, int maxBlocks)
+    {
+        if (_scratch.Tokens < tokens || _scratch.MaxBlocks < maxBlocks)
+            _scratch = new Scratch(Math.Max(tokens, _scratch.Tokens), Math.Max(maxBlocks, _scratch.MaxBlocks), _model.Parameters);
+        return _scratch;
+    }
+
+    // Rows firstLogitRow..n-1 of the batch get logits, written consecutively to logits.
+    private void Run(PagedKvCache cache, ReadOnlySpan<int> tokens, ReadOnlySpan<int> slotMapping, int n, int maxBlocks, int firstLogitRow, Span<float> logits)
+    {
+        var p = _model.Parameters;
+        int embd = p.EmbeddingLength, qDim = p.HeadCount * p.HeadDim, kvDim = p.HeadCountKv * p.HeadDim, ff = p.FeedForwardLength;
+        var logitRows = n - firstLogitRow;
+        if (slotMapping.Length < n)
+            throw new ArgumentException("One slot per token.", nameof(slotMapping));
+        if (logits.Length < logitRows * p.VocabSize)
+            throw new ArgumentException($"logits needs {logitRows * p.VocabSize} floats.", nameof(logits));
+        var k = _kernels;
+        var s = _scratch;
+        var slots = slotMapping[..n];
+        var positions = s.Positions.AsSpan(0, n);
+        var lengths = s.Lengths.AsSpan(0, n);
+        var tables = s.Tables.AsSpan(0, n * maxBlocks);
+        Memory<float> x = s.X.AsMemory(0, n * embd), xb = s.Xb.AsMemory(0, n * embd);
+        Memory<float> q = s.Q.AsMemory(0, n * qDim), att = s.Attention.AsMemory(0, n * qDim);
+        Memory<float> key = s.K.AsMemory(0, n * kvDim), value = s.V.AsMemory(0, n * kvDim);
+        Memory<float> gate = s.Gate.AsMemory(0, n * ff), up = s.Up.AsMemory(0, n * ff);
+
+        for (var i = 0; i < n; i++)
+        {
+            var token = tokens[i];
+            if ((uint)token >= (uint)p.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(tokens), token, "token id outside the vocabulary");
+            _model.TokenEmbedding.AsSpan(token * embd, embd).CopyTo(s.X.AsSpan(i * embd, embd));
+        }
+
+        // Copy-on-write blocks recorded by the cache's appends must hold their source's K/V before this step writes.
+        var copies = cache.PendingCopies;
+        for (var l = 0; l < _keyCache.Length && !copies.IsEmpty; l++)
+            k.CopyBlocks(_keyCache[l], _valueCache[l], copies, _layout);
+        cache.ClearPendingCopies();
+
+        for (var l = 0; l < _keyCache.Length; l++)
+        {
+            var w = _model.Layers[l];
+            k.RmsNorm(x, w.AttentionNorm, xb, n, embd, p.RmsNormEpsilon);
+            k.MatMul(w.Query, xb, q, n, qDim, embd);
+            k.MatMul(w.Key, xb, key, n, kvDim, embd);
+            k.MatMul(w.Value, xb, value, n, kvDim, embd);
+            k.Rope(q, positions, p.HeadCount, p.HeadDim, p.RopeDimensionCount, p.RopeFreqBase);
+            k.Rope(key, positions, p.HeadCountKv, p.HeadDim, p.RopeDimensionCount, p.RopeFreqBase);
+            k.AppendKv(_keyCache[l], _valueCache[l], key, value, slots, _layout);
+            k.PagedAttentionDecode(q, _keyCache[l], _valueCache[l], att, tables, maxBlocks, lengths, p.HeadCount, _layout);
+            k.MatMul(w.AttentionOutput, att, xb, n, embd, qDim);
+            k.Add(x, xb, n * embd);
+
+            k.RmsNorm(x, w.FeedForwardNorm, xb, n, embd, p.RmsNormEpsilon);
+            k.MatMul(w.Gate, xb, gate, n, ff, embd);
+            k.MatMul(w.Up, xb, up, n, ff, embd);
+            k.SwiGlu(gate, up, gate, n * ff);
+            k.MatMul(w.Down, gate, xb, n, embd, ff);
+            k.Add(x, xb, n * embd);
+        }
+
+        // Only the rows that want logits pay for the output head (a prefill wants its last).
+        var last = x.Slice(firstLogitRow * embd, logitRows * embd);
+        var normed = xb[..(logitRows * embd)];
+        k.RmsNorm(last, _model.OutputNorm, normed, logitRows, embd, p.RmsNormEpsilon);
+        var output = s.Logits.AsMemory(0, logitRows * p.VocabSize);
+        k.MatMul(_model.Output, normed, output, logitRows, p.VocabSize, embd);
+        output.Span.CopyTo(logits);
+    }
+
+    // Activations for up to Tokens query tokens; grown, never shrunk.
+    private sealed class Scratch
+    {
+        public Scratch(int tokens, int maxBlocks, Gguf.LlamaHyperParameters? p = null)
+        {
+            Tokens = tokens;
+            MaxBlocks = maxBlocks;
+            int embd = p?.EmbeddingLength ?? 0, qDim = p is null ? 0 : p.HeadCount * p.HeadDim, kvDim = p is null ? 0 : p.HeadCountKv * p.HeadDim;
+            int ff = p?.FeedForwardLength ?? 0, vocab = p?.VocabSize ?? 0;
+            X = new float[tokens * embd];
+            Xb = new float[tokens * embd];
+            Q = new float[tokens * qDim];
+            Attention = new float[tokens * qDim];
+            K = new float[tokens * kvDim];
+            V = new float[tokens * kvDim];
+            Gate = new float[tokens * ff];
+            Up = new float[tokens * ff];
+            Logits = new float[tokens * vocab];
+            Positions = new int[tokens];
+            Lengths = new int[tokens];
+            Tables = new int[tokens * maxBlocks];
+        }
+
+        public int Tokens { get; }
+        public int MaxBlocks { get; }
+        public float[] X { get; }
+        public float[] Xb { get; }
+        public float[] Q { get; }
+        public float[] Attention { get; }
+        public float[] K { get; }
+        public float[] V { get; }
+        public float[] Gate { get; }
+        public float[] Up { get; }
+        public float[] Logits { get; }
+        public int[] Positions { get; }
+        public int[] Lengths { get; }
+        public int[] Tables { get; }
+    }
+}
