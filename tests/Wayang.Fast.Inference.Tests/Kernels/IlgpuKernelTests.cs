@@ -282,4 +282,18 @@ public sealed class IlgpuKernelTests(IlgpuKernelsFixture fixture, ITestOutputHel
         Assert.Throws<ArgumentOutOfRangeException>(() => _gpu.PagedAttentionDecode(q, cache, cache, o, [0, 1], 2, [11], 8, layout));
         Assert.Throws<ArgumentOutOfRangeException>(() => _gpu.PagedAttentionDecode(q, cache, cache, o, [0, 4], 2, [10], 8, layout));
     }
+
+    // The production entry point: CUDA where a device exists (never here), otherwise the CPU accelerator.
+    [Fact]
+    public void Create_falls_back_to_the_cpu_accelerator_without_cuda()
+    {
+        using var kernels = IlgpuKernels.Create();
+        Assert.Contains(kernels.Accelerator.AcceleratorType, new[] { AcceleratorType.Cuda, AcceleratorType.CPU });
+        using var x = kernels.Accelerator.Allocate1D(new float[] { 1, 2, 3 });
+        using var y = kernels.Accelerator.Allocate1D(new float[] { 10, 20, 30 });
+
+        kernels.Add(x.View, y.View, 3);
+
+        Assert.Equal([11f, 22f, 33f], x.GetAsArray1D());
+    }
 }
