@@ -50,9 +50,9 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(batch);
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        RequireLength(weights.Length, (long)rows * cols, nameof(weights));
-        RequireLength(x.Length, (long)batch * cols, nameof(x));
-        RequireLength(y.Length, (long)batch * rows, nameof(y));
+        KernelArguments.RequireLength(weights.Length, (long)rows * cols, nameof(weights));
+        KernelArguments.RequireLength(x.Length, (long)batch * cols, nameof(x));
+        KernelArguments.RequireLength(y.Length, (long)batch * rows, nameof(y));
         if (batch == 0 || rows == 0)
             return;
         fixed (float* w = weights)
@@ -75,9 +75,9 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
 
     public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> y, int batch, int dim, float eps)
     {
-        RequireLength(x.Length, (long)batch * dim, nameof(x));
-        RequireLength(weight.Length, dim, nameof(weight));
-        RequireLength(y.Length, (long)batch * dim, nameof(y));
+        KernelArguments.RequireLength(x.Length, (long)batch * dim, nameof(x));
+        KernelArguments.RequireLength(weight.Length, dim, nameof(weight));
+        KernelArguments.RequireLength(y.Length, (long)batch * dim, nameof(y));
         for (var b = 0; b < batch; b++)
         {
             var row = x.Slice(b * dim, dim);
@@ -91,9 +91,9 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
 
     public static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y, int length)
     {
-        RequireLength(gate.Length, length, nameof(gate));
-        RequireLength(up.Length, length, nameof(up));
-        RequireLength(y.Length, length, nameof(y));
+        KernelArguments.RequireLength(gate.Length, length, nameof(gate));
+        KernelArguments.RequireLength(up.Length, length, nameof(up));
+        KernelArguments.RequireLength(y.Length, length, nameof(y));
         for (var i = 0; i < length; i++)
         {
             var g = gate[i];
@@ -106,7 +106,7 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
         ArgumentOutOfRangeException.ThrowIfGreaterThan(ropeDim, headDim);
         if ((ropeDim & 1) != 0)
             throw new ArgumentOutOfRangeException(nameof(ropeDim), ropeDim, "rope dimension must be even");
-        RequireLength(x.Length, (long)positions.Length * numHeads * headDim, nameof(x));
+        KernelArguments.RequireLength(x.Length, (long)positions.Length * numHeads * headDim, nameof(x));
         for (var t = 0; t < positions.Length; t++)
         {
             var pos = (double)positions[t];
@@ -131,7 +131,7 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
 
     public static void Softmax(Span<float> x, int batch, int length)
     {
-        RequireLength(x.Length, (long)batch * length, nameof(x));
+        KernelArguments.RequireLength(x.Length, (long)batch * length, nameof(x));
         for (var b = 0; b < batch; b++)
         {
             var row = x.Slice(b * length, length);
@@ -153,8 +153,8 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
 
     public static void Add(Span<float> x, ReadOnlySpan<float> y, int length)
     {
-        RequireLength(x.Length, length, nameof(x));
-        RequireLength(y.Length, length, nameof(y));
+        KernelArguments.RequireLength(x.Length, length, nameof(x));
+        KernelArguments.RequireLength(y.Length, length, nameof(y));
         Axpy(1f, ref MemoryMarshal.GetReference(y), ref MemoryMarshal.GetReference(x), length);
     }
 
@@ -162,8 +162,8 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
         Span<float> keyCache, Span<float> valueCache, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, ReadOnlySpan<int> slotMapping, KvLayout layout)
     {
         var stride = layout.SlotStride;
-        RequireLength(keys.Length, (long)slotMapping.Length * stride, nameof(keys));
-        RequireLength(values.Length, (long)slotMapping.Length * stride, nameof(values));
+        KernelArguments.RequireLength(keys.Length, (long)slotMapping.Length * stride, nameof(keys));
+        KernelArguments.RequireLength(values.Length, (long)slotMapping.Length * stride, nameof(values));
         var slots = Math.Min(keyCache.Length, valueCache.Length) / stride;
         for (var t = 0; t < slotMapping.Length; t++)
         {
@@ -199,29 +199,10 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
         KvLayout layout)
     {
         var sequences = sequenceLengths.Length;
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layout.NumKvHeads);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layout.BlockSize);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layout.HeadDim);
+        KernelArguments.CheckPagedAttention(queries.Length, output.Length, keyCache.Length, valueCache.Length, blockTables, maxBlocksPerSequence,
+            sequenceLengths, numHeads, layout);
+        // The per-item accumulator lives on the stack.
         ArgumentOutOfRangeException.ThrowIfGreaterThan(layout.HeadDim, MaxHeadDim);
-        if (numHeads <= 0 || numHeads % layout.NumKvHeads != 0)
-            throw new ArgumentOutOfRangeException(nameof(numHeads), numHeads, "heads must be a positive multiple of the kv heads");
-        RequireLength(queries.Length, (long)sequences * numHeads * layout.HeadDim, nameof(queries));
-        RequireLength(output.Length, (long)sequences * numHeads * layout.HeadDim, nameof(output));
-        RequireLength(blockTables.Length, (long)sequences * maxBlocksPerSequence, nameof(blockTables));
-        // Every block a sequence reads must exist, so the work items can run unchecked.
-        var cacheBlocks = Math.Min(keyCache.Length, valueCache.Length) / layout.BlockStride;
-        for (var s = 0; s < sequences; s++)
-        {
-            var length = sequenceLengths[s];
-            var used = (length + layout.BlockSize - 1) / layout.BlockSize;
-            if (length < 0 || used > maxBlocksPerSequence)
-                throw new ArgumentOutOfRangeException(nameof(sequenceLengths), length, "sequence longer than its block table");
-            foreach (var block in blockTables.Slice(s * maxBlocksPerSequence, used))
-            {
-                if ((uint)block >= (uint)cacheBlocks)
-                    throw new ArgumentOutOfRangeException(nameof(blockTables), block, "block outside the cache");
-            }
-        }
         if (sequences == 0)
             return;
 
@@ -366,12 +347,6 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
     {
         for (var i = 0; i < x.Length; i++)
             x[i] *= factor;
-    }
-
-    private static void RequireLength(long actual, long required, string name)
-    {
-        if (actual < required)
-            throw new ArgumentException($"needs {required} elements, has {actual}", name);
     }
 
     void IKernels<Memory<float>>.MatVec(Memory<float> weights, Memory<float> x, Memory<float> y, int rows, int cols) =>

@@ -107,9 +107,9 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(batch);
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
         ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        RequireLength(weights.Length, (long)rows * cols, nameof(weights));
-        RequireLength(x.Length, (long)batch * cols, nameof(x));
-        RequireLength(y.Length, (long)batch * rows, nameof(y));
+        KernelArguments.RequireLength(weights.Length, (long)rows * cols, nameof(weights));
+        KernelArguments.RequireLength(x.Length, (long)batch * cols, nameof(x));
+        KernelArguments.RequireLength(y.Length, (long)batch * rows, nameof(y));
         if (batch == 0 || rows == 0)
             return;
         _matMul(batch * rows, weights, x, y, rows, cols);
@@ -118,9 +118,9 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
 
     public void RmsNorm(ArrayView<float> x, ArrayView<float> weight, ArrayView<float> y, int batch, int dim, float eps)
     {
-        RequireLength(x.Length, (long)batch * dim, nameof(x));
-        RequireLength(weight.Length, dim, nameof(weight));
-        RequireLength(y.Length, (long)batch * dim, nameof(y));
+        KernelArguments.RequireLength(x.Length, (long)batch * dim, nameof(x));
+        KernelArguments.RequireLength(weight.Length, dim, nameof(weight));
+        KernelArguments.RequireLength(y.Length, (long)batch * dim, nameof(y));
         if (batch <= 0 || dim <= 0)
             return;
         _rmsNorm(batch, x, weight, y, dim, eps);
@@ -129,9 +129,9 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
 
     public void SwiGlu(ArrayView<float> gate, ArrayView<float> up, ArrayView<float> y, int length)
     {
-        RequireLength(gate.Length, length, nameof(gate));
-        RequireLength(up.Length, length, nameof(up));
-        RequireLength(y.Length, length, nameof(y));
+        KernelArguments.RequireLength(gate.Length, length, nameof(gate));
+        KernelArguments.RequireLength(up.Length, length, nameof(up));
+        KernelArguments.RequireLength(y.Length, length, nameof(y));
         if (length <= 0)
             return;
         _swiGlu(length, gate, up, y);
@@ -143,7 +143,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         ArgumentOutOfRangeException.ThrowIfGreaterThan(ropeDim, headDim);
         if ((ropeDim & 1) != 0)
             throw new ArgumentOutOfRangeException(nameof(ropeDim), ropeDim, "rope dimension must be even");
-        RequireLength(x.Length, (long)positions.Length * numHeads * headDim, nameof(x));
+        KernelArguments.RequireLength(x.Length, (long)positions.Length * numHeads * headDim, nameof(x));
         var pairs = ropeDim / 2;
         if (positions.Length == 0 || numHeads <= 0 || pairs == 0)
             return;
@@ -173,7 +173,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
 
     public void Softmax(ArrayView<float> x, int batch, int length)
     {
-        RequireLength(x.Length, (long)batch * length, nameof(x));
+        KernelArguments.RequireLength(x.Length, (long)batch * length, nameof(x));
         if (batch <= 0 || length <= 0)
             return;
         _softmax(batch, x, length);
@@ -182,8 +182,8 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
 
     public void Add(ArrayView<float> x, ArrayView<float> y, int length)
     {
-        RequireLength(x.Length, length, nameof(x));
-        RequireLength(y.Length, length, nameof(y));
+        KernelArguments.RequireLength(x.Length, length, nameof(x));
+        KernelArguments.RequireLength(y.Length, length, nameof(y));
         if (length <= 0)
             return;
         _add(length, x, y);
@@ -194,8 +194,8 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         ArrayView<float> keyCache, ArrayView<float> valueCache, ArrayView<float> keys, ArrayView<float> values, ReadOnlySpan<int> slotMapping, KvLayout layout)
     {
         var stride = layout.SlotStride;
-        RequireLength(keys.Length, (long)slotMapping.Length * stride, nameof(keys));
-        RequireLength(values.Length, (long)slotMapping.Length * stride, nameof(values));
+        KernelArguments.RequireLength(keys.Length, (long)slotMapping.Length * stride, nameof(keys));
+        KernelArguments.RequireLength(values.Length, (long)slotMapping.Length * stride, nameof(values));
         var slots = Math.Min(keyCache.Length, valueCache.Length) / stride;
         // Checked on the host so the kernel runs unchecked; -1 marks padding tokens, which store nothing.
         foreach (var slot in slotMapping)
@@ -239,28 +239,8 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         KvLayout layout)
     {
         var sequences = sequenceLengths.Length;
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layout.NumKvHeads);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layout.BlockSize);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(layout.HeadDim);
-        if (numHeads <= 0 || numHeads % layout.NumKvHeads != 0)
-            throw new ArgumentOutOfRangeException(nameof(numHeads), numHeads, "heads must be a positive multiple of the kv heads");
-        RequireLength(queries.Length, (long)sequences * numHeads * layout.HeadDim, nameof(queries));
-        RequireLength(output.Length, (long)sequences * numHeads * layout.HeadDim, nameof(output));
-        RequireLength(blockTables.Length, (long)sequences * maxBlocksPerSequence, nameof(blockTables));
-        // Every block a sequence reads must exist, so the kernel can run unchecked.
-        var cacheBlocks = Math.Min(keyCache.Length, valueCache.Length) / layout.BlockStride;
-        for (var s = 0; s < sequences; s++)
-        {
-            var length = sequenceLengths[s];
-            var used = (length + layout.BlockSize - 1) / layout.BlockSize;
-            if (length < 0 || used > maxBlocksPerSequence)
-                throw new ArgumentOutOfRangeException(nameof(sequenceLengths), length, "sequence longer than its block table");
-            foreach (var block in blockTables.Slice(s * maxBlocksPerSequence, used))
-            {
-                if ((uint)block >= (ulong)cacheBlocks)
-                    throw new ArgumentOutOfRangeException(nameof(blockTables), block, "block outside the cache");
-            }
-        }
+        KernelArguments.CheckPagedAttention(queries.Length, output.Length, keyCache.Length, valueCache.Length, blockTables, maxBlocksPerSequence,
+            sequenceLengths, numHeads, layout);
         if (sequences == 0)
             return;
         _ints.Upload(blockTables[..(sequences * maxBlocksPerSequence)]);
@@ -427,12 +407,6 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         var inv = 1f / sum;
         for (var d = 0; d < headDim; d++)
             output[q + d] *= inv;
-    }
-
-    private static void RequireLength(long actual, long required, string name)
-    {
-        if (actual < required)
-            throw new ArgumentException($"needs {required} elements, has {actual}", name);
     }
 
     // A device buffer for per-call host data that grows (doubling) and is never shrunk, so steady-state steps allocate
