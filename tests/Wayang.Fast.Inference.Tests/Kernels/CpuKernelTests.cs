@@ -62,6 +62,11 @@ public sealed class CpuKernelTests : IDisposable
     [Theory]
     [InlineData(5, 13, 67)]
     [InlineData(3, 33, 17)]
+    // The 4x4 register tiles: whole tiles, leftover batch rows, leftover weight rows in a work item, and rows shorter
+    // than one vector (only the scalar tail runs).
+    [InlineData(9, 23, 35)]
+    [InlineData(8, 4, 7)]
+    [InlineData(17, 37, 64)]
     public void MatMul_matches_reference(int batch, int rows, int cols)
     {
         var rng = new Random(7);
