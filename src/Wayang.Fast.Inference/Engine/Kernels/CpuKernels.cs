@@ -84,7 +84,17 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
             var sum = Dot(ref MemoryMarshal.GetReference(row), ref MemoryMarshal.GetReference(row), dim);
             var inv = 1f / MathF.Sqrt((sum / dim) + eps);
             var dst = y.Slice(b * dim, dim);
-            for (var i = 0; i < dim; i++)
+            var i = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var scale = Vector256.Create(inv);
+                for (; i <= dim - Vector256<float>.Count; i += Vector256<float>.Count)
+                {
+                    var v = Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(row), (nuint)i) * scale;
+                    (v * Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(weight), (nuint)i)).StoreUnsafe(ref MemoryMarshal.GetReference(dst), (nuint)i);
+                }
+            }
+            for (; i < dim; i++)
                 dst[i] = row[i] * inv * weight[i];
         }
     }
@@ -94,7 +104,21 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
         KernelArguments.RequireLength(gate.Length, length, nameof(gate));
         KernelArguments.RequireLength(up.Length, length, nameof(up));
         KernelArguments.RequireLength(y.Length, length, nameof(y));
-        for (var i = 0; i < length; i++)
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            // The feed-forward's exponentials are the largest element-wise cost of a step (batch x feed-forward width
+            // per layer); Vector256.Exp keeps them off the scalar path.
+            ref var g0 = ref MemoryMarshal.GetReference(gate);
+            ref var u0 = ref MemoryMarshal.GetReference(up);
+            ref var y0 = ref MemoryMarshal.GetReference(y);
+            for (; i <= length - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var g = Vector256.LoadUnsafe(ref g0, (nuint)i);
+                (g / (Vector256<float>.One + Vector256.Exp(-g)) * Vector256.LoadUnsafe(ref u0, (nuint)i)).StoreUnsafe(ref y0, (nuint)i);
+            }
+        }
+        for (; i < length; i++)
         {
             var g = gate[i];
             y[i] = g / (1f + MathF.Exp(-g)) * up[i];
