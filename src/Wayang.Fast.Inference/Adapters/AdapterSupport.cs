@@ -174,6 +174,21 @@ internal static class AdapterSupport
         return false;
     }
 
+    // The in-process runtimes' model files (llamacpp, gollek): a model name is a file name in the models directory,
+    // never a path; an unknown or malformed name is MODEL_NOT_FOUND.
+    public static string GgufModelPath(string provider, string modelsDirectory, string model)
+    {
+        if (string.IsNullOrWhiteSpace(model) || model.IndexOfAny(['/', '\\']) >= 0 || model is "." or ".."
+            || model.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
+        {
+            throw InferenceErrors.Create(ErrorCode.ModelNotFound, provider, $"'{model}' is not a model name of provider '{provider}'.");
+        }
+        string path = Path.Combine(modelsDirectory, model + ".gguf");
+        if (!File.Exists(path))
+            throw InferenceErrors.Create(ErrorCode.ModelNotFound, provider, $"Provider '{provider}' has no model '{model}' (no {model}.gguf in its models directory).");
+        return path;
+    }
+
     public static WayangException BadResponse(string provider, string what) =>
         InferenceErrors.Create(ErrorCode.ProviderBadResponse, provider, $"Provider '{provider}' sent an answer without {what}.");
 }

@@ -1,4 +1,5 @@
 using Wayang.Fast.Inference.Adapters.Anthropic;
+using Wayang.Fast.Inference.Adapters.Gollek;
 using Wayang.Fast.Inference.Adapters.LlamaCpp;
 using Wayang.Fast.Inference.Adapters.Ollama;
 using Wayang.Fast.Inference.Adapters.OpenAi;
@@ -8,11 +9,12 @@ using Wayang.Fast.Inference.Providers.Http;
 namespace Wayang.Fast.Inference.Providers;
 
 // One provider instance as configuration describes it ("Wayang:Inference:Providers:<n>"). Kind picks the adapter;
-// the HTTP fields serve ollama, openai, anthropic and triton, the llama.cpp fields the in-process runtime.
+// the HTTP fields serve ollama, openai, anthropic and triton, the models-directory fields the in-process runtimes
+// (llamacpp, gollek).
 public sealed class ProviderConfig
 {
     public string Name { get; set; } = "";
-    // llamacpp, ollama, openai, anthropic, triton.
+    // llamacpp, gollek, ollama, openai, anthropic, triton.
     public string Kind { get; set; } = "";
     public string? BaseAddress { get; set; }
     // Prefer supplying it through the environment (WAYANG_Inference__Providers__0__ApiKey) over a file.
@@ -21,9 +23,9 @@ public sealed class ProviderConfig
     public Dictionary<string, string> Headers { get; set; } = new(StringComparer.OrdinalIgnoreCase);
     // ollama: how long a model stays loaded after a request (keep_alive); null: Ollama's default.
     public double? KeepAliveSeconds { get; set; }
-    // triton: max_tokens when a request gives none (the generate extension requires it).
+    // triton and gollek: max_tokens when a request gives none (Triton's generate extension requires one).
     public int DefaultMaxTokens { get; set; } = 1024;
-    // llamacpp.
+    // llamacpp and gollek.
     public string? ModelsDirectory { get; set; }
     public int ContextLength { get; set; }
     public int MaxSequences { get; set; } = 4;
@@ -32,7 +34,7 @@ public sealed class ProviderConfig
 
 public static class ProviderFactory
 {
-    public static readonly IReadOnlyList<string> Kinds = ["llamacpp", "ollama", "openai", "anthropic", "triton"];
+    public static readonly IReadOnlyList<string> Kinds = ["llamacpp", "gollek", "ollama", "openai", "anthropic", "triton"];
 
     // ArgumentException naming the provider for what cannot work (an unknown kind, a missing address or directory).
     public static IInferenceProvider Create(ProviderConfig config)
@@ -48,6 +50,14 @@ public static class ProviderFactory
                 return new LlamaCppProvider(new LlamaCppOptions
                 {
                     Name = config.Name, ModelsDirectory = config.ModelsDirectory, ContextLength = config.ContextLength, MaxSequences = config.MaxSequences, Threads = config.Threads,
+                });
+            case "gollek":
+                if (string.IsNullOrWhiteSpace(config.ModelsDirectory))
+                    throw new ArgumentException($"Provider '{config.Name}' (gollek) needs a ModelsDirectory.", nameof(config));
+                return new GollekProvider(new GollekOptions
+                {
+                    Name = config.Name, ModelsDirectory = config.ModelsDirectory, ContextLength = config.ContextLength, MaxSequences = config.MaxSequences, Threads = config.Threads,
+                    DefaultMaxTokens = config.DefaultMaxTokens,
                 });
             case "ollama":
                 return new OllamaProvider(Http(config), config.KeepAliveSeconds is double s ? TimeSpan.FromSeconds(s) : null);

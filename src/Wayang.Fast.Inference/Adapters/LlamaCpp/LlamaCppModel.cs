@@ -66,6 +66,12 @@ internal sealed class LlamaCppModel : IDisposable
             // Each sequence gets ContextSize / SeqMax cells of its own, so one long request cannot starve the others.
             KVUnified = false,
         };
+        if (options.F32KvCacheForTests)
+        {
+            parameters.TypeK = GGMLType.GGML_TYPE_F32;
+            parameters.TypeV = GGMLType.GGML_TYPE_F32;
+            parameters.FlashAttention = false;
+        }
         if (options.Threads > 0)
         {
             parameters.Threads = options.Threads;

@@ -20,4 +20,8 @@ public sealed class LlamaCppOptions
     // Tests only: called on the decode thread after every step with the model's stop token, so a test can hold the
     // decoder between steps (and a stop still ends the wait) instead of racing it.
     internal Action<CancellationToken>? AfterStepForTests { get; set; }
+
+    // Tests only: an f32 KV cache and no flash attention, so llama.cpp computes in f32 throughout and serves as the
+    // token-for-token oracle of our engine (its default f16 cache rounds K/V, which can flip a near-tie greedy pick).
+    internal bool F32KvCacheForTests { get; set; }
 }

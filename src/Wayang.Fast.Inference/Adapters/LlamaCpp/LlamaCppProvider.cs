@@ -214,19 +214,7 @@ public sealed class LlamaCppProvider : IInferenceProvider, IWarmableProvider, ID
         }
     }
 
-    // A model name is a file name in the models directory, never a path.
-    private string ModelPath(string model)
-    {
-        if (string.IsNullOrWhiteSpace(model) || model.IndexOfAny(['/', '\\']) >= 0 || model is "." or ".."
-            || model.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0)
-        {
-            throw InferenceErrors.Create(ErrorCode.ModelNotFound, Name, $"'{model}' is not a model name of provider '{Name}'.");
-        }
-        string path = Path.Combine(_options.ModelsDirectory, model + ".gguf");
-        if (!File.Exists(path))
-            throw InferenceErrors.Create(ErrorCode.ModelNotFound, Name, $"Provider '{Name}' has no model '{model}' (no {model}.gguf in its models directory).");
-        return path;
-    }
+    private string ModelPath(string model) => AdapterSupport.GgufModelPath(Name, _options.ModelsDirectory, model);
 
     public void Dispose()
     {

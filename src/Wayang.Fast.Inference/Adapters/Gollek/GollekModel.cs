@@ -1,0 +1,145 @@
+using System.Threading.Channels;
+using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Inference.Engine.Gguf;
+using Wayang.Fast.Inference.Engine.Kernels;
+using Wayang.Fast.Inference.Engine.KvCache;
+using Wayang.Fast.Inference.Engine.Model;
+using Wayang.Fast.Inference.Engine.Scheduling;
+using Wayang.Fast.Inference.Engine.Tokenization;
+using Wayang.Fast.Inference.Providers;
+
+namespace Wayang.Fast.Inference.Adapters.Gollek;
+
+// One loaded GGUF model on our own engine: f32 weights, the forward pass with its K/V buffers, the paged KV cache's
+// bookkeeping, the batching scheduler and the step loop that drives it. Callers submit token prompts and read sampled
+// ids; everything about text (template, tokenizer, stop strings) stays on the caller's side, off the step loop.
+internal sealed class GollekModel : IDisposable
+{
+    private const int DefaultCacheTokensPerSequence = 4096;
+
+    private readonly string _provider;
+    private readonly CpuKernels _ownedKernels;
+    private readonly PagedKvCache _cache;
+    private readonly BatchScheduler _scheduler;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+    private Exception? _failure;
+    private int _disposed;
+
+    private GollekModel(string provider, string name, GgufTokenizer tokenizer, LlamaModel model, GollekOptions options, int contextLength, int numBlocks, int blockSize)
+    {
+        _provider = provider;
+        Name = name;
+        Tokenizer = tokenizer;
+        var cpu = new CpuKernels(options.Threads > 0 ? options.Threads : Environment.ProcessorCount);
+        _ownedKernels = cpu;
+        var kernels = options.KernelsForTests?.Invoke(cpu) ?? cpu;
+        var forward = new LlamaForward(model, kernels, numBlocks, blockSize);
+        _cache = new PagedKvCache(new KvCacheOptions { NumBlocks = numBlocks, BlockSize = blockSize, MaxTokensPerSequence = contextLength });
+        ContextLength = contextLength;
+        MaxSequences = Math.Max(1, options.MaxSequences);
+        _scheduler = new BatchScheduler(forward, _cache, new SchedulerOptions
+        {
+            MaxBatchedTokens = options.MaxBatchedTokens > 0 ? options.MaxBatchedTokens : contextLength,
+            MaxSequences = MaxSequences,
+            EosTokenId = tokenizer.EosId,
+        });
+        var p = model.Parameters;
+        long weights = model.TokenEmbedding.LongLength + model.OutputNorm.LongLength
+            + (ReferenceEquals(model.Output, model.TokenEmbedding) ? 0 : model.Output.LongLength)
+            + model.Layers.Sum(l => l.AttentionNorm.LongLength + l.Query.LongLength + l.Key.LongLength + l.Value.LongLength
+                + l.AttentionOutput.LongLength + l.FeedForwardNorm.LongLength + l.Gate.LongLength + l.Up.LongLength + l.Down.LongLength);
+        long kv = 2L * p.BlockCount * numBlocks * blockSize * p.HeadCountKv * p.HeadDim;
+        SizeBytes = (weights + kv) * sizeof(float);
+
+        // The step loop starts on a thread of its own; RunAsync's awaits (waiting for work) resume it on the pool, and
+        // it never runs two steps at once.
+        _loop = Task.Factory.StartNew(() => _scheduler.RunAsync(_stop.Token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        _ = _loop.ContinueWith(
+            t =>
+            {
+                // A step that threw leaves its requests' channels open: stopping ends every reader with the failure.
+                _failure = t.Exception!.GetBaseException();
+                _stop.Cancel();
+            },
+            CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+    }
+
+    public string Name { get; }
+    public GgufTokenizer Tokenizer { get; }
+    // Tokens one request may hold: prompt plus completion.
+    public int ContextLength { get; }
+    public int MaxSequences { get; }
+    // Weights (f32) plus the K/V buffers: what the model holds in memory while loaded.
+    public long SizeBytes { get; }
+    // Cancelled when the model is unloaded or its step loop failed: readers stop waiting for tokens then.
+    public CancellationToken Stopping => _stop.Token;
+    public bool Faulted => _loop.IsFaulted;
+
+    public static GollekModel Load(GollekOptions options, string name, string path)
+    {
+        GgufTokenizer tokenizer;
+        LlamaModel model;
+        int trained;
+        using (var file = GgufFile.Open(path))
+        {
+            tokenizer = GgufTokenizer.FromGguf(file);
+            model = LlamaModel.Load(file);
+            trained = model.Parameters.ContextLength;
+        }
+        int blockSize = options.KvCacheBlockSize > 0 ? options.KvCacheBlockSize : 16;
+        int context = options.ContextLength > 0 ? options.ContextLength : trained;
+        int numBlocks = options.KvCacheBlocks > 0
+            ? options.KvCacheBlocks
+            : Math.Max(1, options.MaxSequences) * BlocksFor(Math.Min(context, DefaultCacheTokensPerSequence), blockSize);
+        context = Math.Min(context, numBlocks * blockSize);
+        return new GollekModel(options.Name, name, tokenizer, model, options, context, numBlocks, blockSize);
+    }
+
+    private static int BlocksFor(int tokens, int blockSize) => (tokens + blockSize - 1) / blockSize;
+
+    // The sampled ids of one request (see BatchScheduler.Submit). The request's token must include Stopping.
+    public ChannelReader<int> Submit(GenerationRequest request)
+    {
+        if (Volatile.Read(ref _disposed) != 0 || _stop.IsCancellationRequested)
+            throw StoppedError();
+        try
+        {
+            return _scheduler.Submit(request);
+        }
+        catch (WayangException ex)
+        {
+            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, _provider, $"Model '{Name}' refused the request: {ex.Message}");
+        }
+    }
+
+    // Why Stopping fired: an unload, or the step loop's failure.
+    public WayangException StoppedError() => _failure is { } failure
+        ? InferenceErrors.Create(ErrorCode.ProviderUnavailable, _provider, $"The engine failed on model '{Name}': {failure.Message}")
+        : InferenceErrors.Create(ErrorCode.ProviderUnavailable, _provider, $"Model '{Name}' was unloaded.");
+
+    // A snapshot read off the step loop's thread: the counters are single words, so each is sound, though scheduler and
+    // cache may be one step apart.
+    public GollekModelMetrics GetMetrics() => new(Name, _scheduler.GetMetrics(), _cache.GetMetrics());
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
+        _stop.Cancel();
+        // The loop owns the forward pass's buffers and the kernels' threads: they go only once the current step ended.
+        try
+        {
+            _loop.Wait();
+        }
+        catch (AggregateException)
+        {
+            // Cancelled (the normal end) or failed (already reported to the readers).
+        }
+        _ownedKernels.Dispose();
+        // _stop stays undisposed: readers may still link to its token (it holds no wait handle, so nothing leaks).
+    }
+}
+
+// Per loaded model: the scheduler's queue and counters and the KV cache's occupancy.
+public sealed record GollekModelMetrics(string Model, SchedulerMetrics Scheduler, KvCacheMetrics KvCache);

@@ -1,0 +1,29 @@
+using Wayang.Fast.Inference.Engine.Kernels;
+
+namespace Wayang.Fast.Inference.Adapters.Gollek;
+
+public sealed class GollekOptions
+{
+    public string Name { get; set; } = "gollek";
+    // GGUF files; a model's name is its file name without ".gguf".
+    public string ModelsDirectory { get; set; } = "";
+    // Tokens one request may hold, prompt plus completion. 0: the model's trained context. Never more than the whole
+    // KV cache holds (a request that could never be admitted would wait forever).
+    public int ContextLength { get; set; }
+    // Paged KV cache blocks of one model. 0: room for MaxSequences requests of min(ContextLength, 4096) tokens each.
+    public int KvCacheBlocks { get; set; }
+    // Tokens per KV block (vLLM's default).
+    public int KvCacheBlockSize { get; set; } = 16;
+    // Requests holding KV blocks and decoding together; more wait in the scheduler's queue by priority.
+    public int MaxSequences { get; set; } = 4;
+    // Tokens one scheduler step may run (decodes plus admitted prompts). 0: the context length, so that any request
+    // that fits the context can be admitted whatever the scheduler's prefill policy.
+    public int MaxBatchedTokens { get; set; }
+    // CPU kernel threads of one model; 0: one per processor.
+    public int Threads { get; set; }
+    // The completion budget of a request that names none (capped at what the context leaves after the prompt).
+    public int DefaultMaxTokens { get; set; } = 512;
+
+    // Tests only: wraps the kernels a model's forward pass runs on, so a test can hold the step loop at a known point.
+    internal Func<IKernels<Memory<float>>, IKernels<Memory<float>>>? KernelsForTests { get; set; }
+}
