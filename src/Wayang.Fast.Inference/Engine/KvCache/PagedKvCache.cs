@@ -59,6 +59,9 @@ public sealed class PagedKvCache
 
     public int TotalBlocks => _blocks.TotalBlocks;
 
+    // The longest sequence a block table can hold (KvCacheOptions.MaxTokensPerSequence, or the whole cache).
+    public int MaxTokensPerSequence => _maxTokensPerSequence;
+
     // Blocks an admission can count on: free ones plus cached ones that would be evicted.
     public int AvailableBlocks => _blocks.FreeCount + _blocks.EvictableCount;
 
@@ -108,8 +111,16 @@ public sealed class PagedKvCache
     // Admits a sequence. slotMapping receives the slots of the prompt tokens that must be computed (those after the
     // reused prefix); cachedTokens says how many leading tokens already have K/V. Returns false, changing nothing,
     // when the blocks are not there.
-    public bool TryAddSequence(long sequenceId, ReadOnlySpan<int> prompt, Span<int> slotMapping, out int cachedTokens)
+    public bool TryAddSequence(long sequenceId, ReadOnlySpan<int> prompt, Span<int> slotMapping, out int cachedTokens) =>
+        TryAddSequence(sequenceId, prompt, int.MaxValue, slotMapping, out cachedTokens);
+
+    // Chunked prefill: admits a sequence with the longest cached prefix of the whole prompt but writes only the next
+    // min(maxTokens, uncached) tokens after it (their slots to slotMapping); the caller appends the rest with TryAppend
+    // chunk by chunk. A full block is registered for prefix reuse as its tokens are written, so a caller that writes
+    // only what its next forward pass computes never exposes a block whose K/V is not being written.
+    public bool TryAddSequence(long sequenceId, ReadOnlySpan<int> prompt, int maxTokens, Span<int> slotMapping, out int cachedTokens)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxTokens);
         if (_sequences.ContainsKey(sequenceId))
         {
             throw new ArgumentException($"Sequence {sequenceId} is already in the KV cache.", nameof(sequenceId));
@@ -122,17 +133,18 @@ public sealed class PagedKvCache
         }
         var seq = Rent();
         var hits = MatchPrefix(prompt, seq.Blocks, out var reclaimed);
-        var needed = BlocksFor(prompt.Length) - hits + reclaimed;
+        var written = Math.Min(maxTokens, prompt.Length - (hits * _blockSize));
+        var needed = BlocksFor((hits * _blockSize) + written) - hits + reclaimed;
         if (needed > AvailableBlocks)
         {
             _sequencePool.Push(seq);
             _allocationFailures++;
             return false;
         }
-        if (slotMapping.Length < prompt.Length - (hits * _blockSize))
+        if (slotMapping.Length < written)
         {
             _sequencePool.Push(seq);
-            throw new ArgumentException("The slot mapping is shorter than the uncached prompt.", nameof(slotMapping));
+            throw new ArgumentException("The slot mapping is shorter than the tokens to write.", nameof(slotMapping));
         }
         for (var i = 0; i < hits; i++)
         {
@@ -159,7 +171,7 @@ public sealed class PagedKvCache
             _prefixHitTokens += cachedTokens;
         }
         _sequences.Add(sequenceId, seq);
-        WriteTokens(seq, prompt[cachedTokens..], slotMapping);
+        WriteTokens(seq, prompt.Slice(cachedTokens, written), slotMapping);
         return true;
     }
 

@@ -9,9 +9,11 @@ namespace Wayang.Fast.Inference.Engine.Model;
 // owns the bookkeeping (block tables, lengths, slots) and must have the same block count and size.
 //
 // Every step is one batch of query tokens, each with its position, slot, block table and attention length, so decode
-// (one token per sequence) and prefill (all of one prompt's tokens) share the code: a prefill's token i attends over
-// the first cachedTokens + i + 1 tokens of its own table, which is causal attention through the decode kernel. The
-// projections are MatMuls over the whole batch.
+// (one token per sequence), prefill (a prompt's tokens, whole or a chunk) and any mix of them (Forward, what the
+// scheduler runs so the weights are read once per step) share the code: a token at position p attends over the first
+// p + 1 tokens of its own table, which is causal attention through the decode kernel. The projections are MatMuls over
+// the whole batch. Each layer appends every row's K/V before any row attends, so a row may read K/V that another row
+// of the same batch writes (a prefix block registered by one sequence's chunk and reused by another in the same step).
 public sealed class LlamaForward
 {
     private readonly LlamaModel _model;
@@ -65,7 +67,8 @@ public sealed class LlamaForward
             s.Lengths[i] = cachedTokens + i + 1;
             table.CopyTo(s.Tables.AsSpan(i * maxBlocks, maxBlocks));
         }
-        Run(cache, tokens, slotMapping, n, maxBlocks, firstLogitRow: n - 1, logits);
+        s.LogitRows[0] = n - 1;
+        Run(cache, tokens, slotMapping, n, maxBlocks, logitRowCount: 1, logits);
     }
 
     // One decode step for a batch of sequences, each having just appended its token with cache.TryAppend (so its
@@ -90,8 +93,59 @@ public sealed class LlamaForward
             s.Positions[i] = length - 1;
             s.Lengths[i] = length;
             cache.GetBlockTable(sequenceIds[i]).CopyTo(s.Tables.AsSpan(i * maxBlocks, maxBlocks));
+            s.LogitRows[i] = i;
         }
-        Run(cache, tokens, slotMapping, n, maxBlocks, firstLogitRow: 0, logits);
+        Run(cache, tokens, slotMapping, n, maxBlocks, logitRowCount: n, logits);
+    }
+
+    // One step's batch, any mix of sequences' decode tokens and prefill chunks: row i feeds tokens[i] of sequence
+    // sequenceIds[i] at position positions[i] into slot slotMapping[i] and attends over that sequence's first
+    // positions[i] + 1 tokens. Every row's token must already be in the cache (TryAddSequence/TryAppend wrote its slot).
+    // logits receives, in order, the logits of the rows listed in logitRows: [logitRows x vocab].
+    public void Forward(PagedKvCache cache, ReadOnlySpan<long> sequenceIds, ReadOnlySpan<int> tokens, ReadOnlySpan<int> positions,
+        ReadOnlySpan<int> slotMapping, ReadOnlySpan<int> logitRows, Span<float> logits)
+    {
+        ArgumentNullException.ThrowIfNull(cache);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sequenceIds.Length);
+        var n = sequenceIds.Length;
+        if (tokens.Length != n || positions.Length != n)
+            throw new ArgumentException("One token and one position per row.", nameof(tokens));
+        if (logitRows.Length > n)
+            throw new ArgumentException("More logit rows than rows.", nameof(logitRows));
+        CheckCache(cache);
+        var maxBlocks = 0;
+        for (var i = 0; i < n; i++)
+        {
+            // Rows of one sequence are usually adjacent (a chunk), so the table lookup is skipped for repeats.
+            if (i == 0 || sequenceIds[i] != sequenceIds[i - 1])
+                maxBlocks = Math.Max(maxBlocks, cache.GetBlockTable(sequenceIds[i]).Length);
+        }
+        var s = Prepare(n, maxBlocks);
+        var table = ReadOnlySpan<int>.Empty;
+        var length = 0;
+        for (var i = 0; i < n; i++)
+        {
+            if (i == 0 || sequenceIds[i] != sequenceIds[i - 1])
+            {
+                table = cache.GetBlockTable(sequenceIds[i]);
+                length = cache.GetLength(sequenceIds[i]);
+            }
+            if ((uint)positions[i] >= (uint)length)
+                throw new ArgumentOutOfRangeException(nameof(positions), positions[i], $"row {i}: position outside sequence {sequenceIds[i]}'s {length} cached tokens");
+            s.Positions[i] = positions[i];
+            s.Lengths[i] = positions[i] + 1;
+            var rowTable = s.Tables.AsSpan(i * maxBlocks, maxBlocks);
+            table.CopyTo(rowTable);
+            // Padding entries are never read (a row reads only the blocks its length covers), so zeros are safe.
+            rowTable[table.Length..].Clear();
+        }
+        for (var j = 0; j < logitRows.Length; j++)
+        {
+            if ((uint)logitRows[j] >= (uint)n)
+                throw new ArgumentOutOfRangeException(nameof(logitRows), logitRows[j], "logit row outside the batch");
+            s.LogitRows[j] = logitRows[j];
+        }
+        Run(cache, tokens, slotMapping, n, maxBlocks, logitRows.Length, logits);
     }
 
     private void CheckCache(PagedKvCache cache)
@@ -107,12 +161,12 @@ public sealed class LlamaForward
         return _scratch;
     }
 
-    // Rows firstLogitRow..n-1 of the batch get logits, written consecutively to logits.
-    private void Run(PagedKvCache cache, ReadOnlySpan<int> tokens, ReadOnlySpan<int> slotMapping, int n, int maxBlocks, int firstLogitRow, Span<float> logits)
+    // The rows listed in the scratch's first logitRowCount LogitRows get logits, written consecutively to logits.
+    private void Run(PagedKvCache cache, ReadOnlySpan<int> tokens, ReadOnlySpan<int> slotMapping, int n, int maxBlocks, int logitRowCount, Span<float> logits)
     {
         var p = _model.Parameters;
         int embd = p.EmbeddingLength, qDim = p.HeadCount * p.HeadDim, kvDim = p.HeadCountKv * p.HeadDim, ff = p.FeedForwardLength;
-        var logitRows = n - firstLogitRow;
+        var logitRows = logitRowCount;
         if (slotMapping.Length < n)
             throw new ArgumentException("One slot per token.", nameof(slotMapping));
         if (logits.Length < logitRows * p.VocabSize)
@@ -164,12 +218,18 @@ public sealed class LlamaForward
             k.Add(x, xb, n * embd);
         }
 
-        // Only the rows that want logits pay for the output head (a prefill wants its last).
-        var last = x.Slice(firstLogitRow * embd, logitRows * embd);
-        var normed = xb[..(logitRows * embd)];
-        k.RmsNorm(last, _model.OutputNorm, normed, logitRows, embd, p.RmsNormEpsilon);
+        if (logitRows == 0)
+            return;
+        // Only the rows that want logits pay for the output head (a prefill chunk wants at most its last): norm every
+        // row (cheap), then gather the wanted ones to the front of x, which the layers no longer need.
+        k.RmsNorm(x, _model.OutputNorm, xb, n, embd, p.RmsNormEpsilon);
+        for (var j = 0; j < logitRows; j++)
+        {
+            var row = s.LogitRows[j];
+            s.Xb.AsSpan(row * embd, embd).CopyTo(s.X.AsSpan(j * embd, embd));
+        }
         var output = s.Logits.AsMemory(0, logitRows * p.VocabSize);
-        k.MatMul(_model.Output, normed, output, logitRows, p.VocabSize, embd);
+        k.MatMul(_model.Output, x[..(logitRows * embd)], output, logitRows, p.VocabSize, embd);
         output.Span.CopyTo(logits);
     }
 
@@ -193,6 +253,7 @@ public sealed class LlamaForward
             Logits = new float[tokens * vocab];
             Positions = new int[tokens];
             Lengths = new int[tokens];
+            LogitRows = new int[tokens];
             Tables = new int[tokens * maxBlocks];
         }
 
@@ -209,6 +270,7 @@ public sealed class LlamaForward
         public float[] Logits { get; }
         public int[] Positions { get; }
         public int[] Lengths { get; }
+        public int[] LogitRows { get; }
         public int[] Tables { get; }
     }
 }
