@@ -138,6 +138,7 @@ public sealed class InferenceConfigurationTests
             { "Wayang": { "Inference": {
                 "Providers": [
                   { "Name": "local", "Kind": "llamacpp", "ModelsDirectory": "models", "MaxSequences": 2 },
+                  { "Name": "engine", "Kind": "gollek", "ModelsDirectory": "models", "MaxSequences": 16 },
                   { "Name": "ollama", "Kind": "ollama", "BaseAddress": "http://127.0.0.1:11434", "KeepAliveSeconds": 300 },
                   { "Name": "openai", "Kind": "openai", "BaseAddress": "https://api.openai.com" },
                   { "Name": "claude", "Kind": "anthropic", "BaseAddress": "https://api.anthropic.com" },
@@ -145,14 +146,14 @@ public sealed class InferenceConfigurationTests
                 "Models": [ { "Id": "gpt", "Aliases": [ "default" ], "Provider": "openai", "RemoteName": "gpt-4o-mini", "ContextLength": 128000 } ],
                 "Gateway": { "TotalTimeout": "00:00:45", "CircuitBreaker": { "FailureThreshold": 3 } } } } }
             """);
-        var environment = new Dictionary<string, string?> { ["WAYANG_Inference__Providers__2__ApiKey"] = "sk-from-env" };
+        var environment = new Dictionary<string, string?> { ["WAYANG_Inference__Providers__3__ApiKey"] = "sk-from-env" };
         var options = new WayangServerOptions();
 
         ServeConfiguration.BindInference(ServeConfiguration.Build(file, environment, new Dictionary<string, string?>(), dir.Path), options, dir.Path);
 
         try
         {
-            Assert.Equal([("local", "llamacpp"), ("ollama", "ollama"), ("openai", "openai"), ("claude", "anthropic"), ("trt", "triton")],
+            Assert.Equal([("local", "llamacpp"), ("engine", "gollek"), ("ollama", "ollama"), ("openai", "openai"), ("claude", "anthropic"), ("trt", "triton")],
                 options.InferenceProviders.Select(p => (p.Name, p.Kind)));
             var model = Assert.Single(options.InferenceModels);
             Assert.Equal(("gpt", "gpt-4o-mini", 128000, "default"), (model.Id, model.ProviderModel, model.ContextLength, model.Aliases.Single()));
@@ -170,6 +171,7 @@ public sealed class InferenceConfigurationTests
     [InlineData("""{ "Name": "x", "Kind": "vllm-direct", "BaseAddress": "http://h" }""", "known kinds")]
     [InlineData("""{ "Name": "x", "Kind": "openai" }""", "BaseAddress")]
     [InlineData("""{ "Name": "x", "Kind": "llamacpp" }""", "ModelsDirectory")]
+    [InlineData("""{ "Name": "x", "Kind": "gollek" }""", "ModelsDirectory")]
     [InlineData("""{ "Kind": "ollama", "BaseAddress": "http://h" }""", "needs a Name")]
     public void A_provider_that_cannot_work_is_a_usage_error_naming_it(string provider, string expected)
     {
