@@ -30,6 +30,8 @@ public sealed class ProviderConfig
     public int ContextLength { get; set; }
     public int MaxSequences { get; set; } = 4;
     public int Threads { get; set; }
+    // gollek: where the forward pass runs, "cpu" (default), "cuda" or "ilgpu-cpu" (see GollekOptions.Backend).
+    public string? Backend { get; set; }
 }
 
 public static class ProviderFactory
@@ -54,10 +56,12 @@ public static class ProviderFactory
             case "gollek":
                 if (string.IsNullOrWhiteSpace(config.ModelsDirectory))
                     throw new ArgumentException($"Provider '{config.Name}' (gollek) needs a ModelsDirectory.", nameof(config));
+                var backend = GollekBackends.Normalize(config.Backend)
+                    ?? throw new ArgumentException($"Provider '{config.Name}' (gollek) has backend '{config.Backend}'; known backends: {string.Join(", ", GollekBackends.All)}.", nameof(config));
                 return new GollekProvider(new GollekOptions
                 {
                     Name = config.Name, ModelsDirectory = config.ModelsDirectory, ContextLength = config.ContextLength, MaxSequences = config.MaxSequences, Threads = config.Threads,
-                    DefaultMaxTokens = config.DefaultMaxTokens,
+                    DefaultMaxTokens = config.DefaultMaxTokens, Backend = backend,
                 });
             case "ollama":
                 return new OllamaProvider(Http(config), config.KeepAliveSeconds is double s ? TimeSpan.FromSeconds(s) : null);

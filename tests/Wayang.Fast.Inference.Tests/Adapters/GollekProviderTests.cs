@@ -316,6 +316,46 @@ public sealed class GollekProviderTests : IDisposable
         Assert.Equal(("engine", "gollek"), (provider.Name, provider.Kind));
         var ex = Assert.Throws<ArgumentException>(() => ProviderFactory.Create(new ProviderConfig { Name = "engine", Kind = "gollek" }));
         Assert.Contains("ModelsDirectory", ex.Message, StringComparison.Ordinal);
+        var backend = Assert.Throws<ArgumentException>(() => ProviderFactory.Create(new ProviderConfig
+        {
+            Name = "engine", Kind = "gollek", ModelsDirectory = _dir.Path, Backend = "opencl",
+        }));
+        Assert.Contains("opencl", backend.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_ilgpu_backend_gives_the_cpu_backends_greedy_text()
+    {
+        // From configuration, so the factory's mapping of Backend is what is under test too.
+        using var ilgpu = Assert.IsType<GollekProvider>(ProviderFactory.Create(new ProviderConfig
+        {
+            Name = "engine", Kind = "gollek", ModelsDirectory = _dir.Path, ContextLength = 128, MaxSequences = 2, Backend = "ILGPU-CPU",
+        }));
+        var request = Request("tell the world hello", maxTokens: 12);
+        var expected = await _provider.ChatAsync(request, Model, CancellationToken.None).WaitAsync(Guard);
+        var actual = await ilgpu.ChatAsync(request, Model, CancellationToken.None).WaitAsync(Guard);
+
+        Assert.Equal("ilgpu-cpu", Assert.Single(ilgpu.GetMetrics()).Backend);
+        Assert.Equal("cpu", Assert.Single(_provider.GetMetrics()).Backend);
+        Assert.NotEmpty(expected.Choices[0].Message.TextContent());
+        Assert.Equal(expected.Choices[0].Message.TextContent(), actual.Choices[0].Message.TextContent());
+        Assert.Equal(expected.Usage.CompletionTokens, actual.Usage.CompletionTokens);
+    }
+
+    [Fact]
+    public async Task The_cuda_backend_without_a_cuda_device_is_provider_unavailable_at_load()
+    {
+        using (var probe = IlgpuKernels.TryCreateCuda())
+        {
+            // A machine with a GPU runs the cuda backend for real: this test is about the machines without one.
+            if (probe is not null)
+                return;
+        }
+        using var cuda = new GollekProvider(new GollekOptions { Name = "engine", ModelsDirectory = _dir.Path, ContextLength = 64, Backend = "cuda" });
+        var ex = await Assert.ThrowsAsync<WayangException>(() => cuda.ChatAsync(Request("hello", 3), Model, CancellationToken.None).WaitAsync(Guard));
+        Assert.Equal(ErrorCode.ProviderUnavailable, ex.Code);
+        Assert.Contains("CUDA", ex.Message, StringComparison.Ordinal);
+        Assert.False(cuda.IsLoaded(Model));
     }
 
     private sealed class GateOpener(StepGate gate) : IDisposable

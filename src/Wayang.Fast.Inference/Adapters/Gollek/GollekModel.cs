@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using ILGPU;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Inference.Engine.Gguf;
 using Wayang.Fast.Inference.Engine.Kernels;
@@ -18,7 +19,7 @@ internal sealed class GollekModel : IDisposable
     private const int DefaultCacheTokensPerSequence = 4096;
 
     private readonly string _provider;
-    private readonly CpuKernels _ownedKernels;
+    private readonly GollekBackend _backend;
     private readonly PagedKvCache _cache;
     private readonly BatchScheduler _scheduler;
     private readonly CancellationTokenSource _stop = new();
@@ -26,15 +27,13 @@ internal sealed class GollekModel : IDisposable
     private Exception? _failure;
     private int _disposed;
 
-    private GollekModel(string provider, string name, GgufTokenizer tokenizer, LlamaModel model, GollekOptions options, int contextLength, int numBlocks, int blockSize)
+    private GollekModel(string provider, string name, GgufTokenizer tokenizer, LlamaModel model, GollekOptions options, GollekBackend backend, int contextLength, int numBlocks, int blockSize)
     {
         _provider = provider;
+        _backend = backend;
         Name = name;
         Tokenizer = tokenizer;
-        var cpu = new CpuKernels(options.Threads > 0 ? options.Threads : Environment.ProcessorCount);
-        _ownedKernels = cpu;
-        var kernels = options.KernelsForTests?.Invoke(cpu) ?? cpu;
-        var forward = new LlamaForward(model, kernels, numBlocks, blockSize);
+        var forward = backend.Forward;
         _cache = new PagedKvCache(new KvCacheOptions { NumBlocks = numBlocks, BlockSize = blockSize, MaxTokensPerSequence = contextLength });
         ContextLength = contextLength;
         MaxSequences = Math.Max(1, options.MaxSequences);
@@ -93,7 +92,16 @@ internal sealed class GollekModel : IDisposable
             ? options.KvCacheBlocks
             : Math.Max(1, options.MaxSequences) * BlocksFor(Math.Min(context, DefaultCacheTokensPerSequence), blockSize);
         context = Math.Min(context, numBlocks * blockSize);
-        return new GollekModel(options.Name, name, tokenizer, model, options, context, numBlocks, blockSize);
+        var backend = GollekBackend.Create(options, model, numBlocks, blockSize);
+        try
+        {
+            return new GollekModel(options.Name, name, tokenizer, model, options, backend, context, numBlocks, blockSize);
+        }
+        catch
+        {
+            backend.Dispose();
+            throw;
+        }
     }
 
     private static int BlocksFor(int tokens, int blockSize) => (tokens + blockSize - 1) / blockSize;
@@ -120,7 +128,7 @@ internal sealed class GollekModel : IDisposable
 
     // A snapshot read off the step loop's thread: the counters are single words, so each is sound, though scheduler and
     // cache may be one step apart.
-    public GollekModelMetrics GetMetrics() => new(Name, _scheduler.GetMetrics(), _cache.GetMetrics());
+    public GollekModelMetrics GetMetrics() => new(Name, _scheduler.GetMetrics(), _cache.GetMetrics()) { Backend = _backend.Name };
 
     public void Dispose()
     {
@@ -136,10 +144,91 @@ internal sealed class GollekModel : IDisposable
         {
             // Cancelled (the normal end) or failed (already reported to the readers).
         }
-        _ownedKernels.Dispose();
+        _backend.Dispose();
         // _stop stays undisposed: readers may still link to its token (it holds no wait handle, so nothing leaks).
     }
 }
 
+// The forward pass on the backend GollekOptions.Backend names, with what it owns (kernel threads, the accelerator and
+// its buffers).
+internal sealed class GollekBackend : IDisposable
+{
+    private readonly IDisposable[] _owned;
+
+    private GollekBackend(string name, IForwardPass forward, params IDisposable[] owned)
+    {
+        Name = name;
+        Forward = forward;
+        _owned = owned;
+    }
+
+    public string Name { get; }
+
+    public IForwardPass Forward { get; }
+
+    public static GollekBackend Create(GollekOptions options, LlamaModel model, int numBlocks, int blockSize)
+    {
+        switch (GollekBackends.Normalize(options.Backend))
+        {
+            case GollekBackends.Cpu:
+                var cpu = new CpuKernels(options.Threads > 0 ? options.Threads : Environment.ProcessorCount);
+                try
+                {
+                    var kernels = options.KernelsForTests?.Invoke(cpu) ?? cpu;
+                    return new GollekBackend(GollekBackends.Cpu, new LlamaForward(model, kernels, numBlocks, blockSize), cpu);
+                }
+                catch
+                {
+                    cpu.Dispose();
+                    throw;
+                }
+            case GollekBackends.IlgpuCpu:
+                return OnIlgpu(GollekBackends.IlgpuCpu, IlgpuKernels.CreateCpu(), model, numBlocks, blockSize);
+            case GollekBackends.Cuda:
+                IlgpuKernels? cuda;
+                try
+                {
+                    cuda = IlgpuKernels.TryCreateCuda();
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // ILGPU reports a missing or broken driver in its own exception types.
+                    throw Unavailable(options, $"CUDA could not be initialized: {ex.Message}");
+                }
+                return OnIlgpu(GollekBackends.Cuda, cuda ?? throw Unavailable(options, "the cuda backend needs a CUDA device, and none was found"), model, numBlocks, blockSize);
+            default:
+                throw new ArgumentException($"Unknown gollek backend '{options.Backend}'; known backends: {string.Join(", ", GollekBackends.All)}.", nameof(options));
+        }
+    }
+
+    public void Dispose()
+    {
+        // The forward pass's buffers before the kernels (and the accelerator) they live on.
+        (Forward as IDisposable)?.Dispose();
+        foreach (var owned in _owned)
+            owned.Dispose();
+    }
+
+    private static GollekBackend OnIlgpu(string name, IlgpuKernels kernels, LlamaModel model, int numBlocks, int blockSize)
+    {
+        try
+        {
+            return new GollekBackend(name, new LlamaForward<ArrayView<float>>(model, kernels, kernels.Memory, numBlocks, blockSize), kernels);
+        }
+        catch
+        {
+            kernels.Dispose();
+            throw;
+        }
+    }
+
+    private static WayangException Unavailable(GollekOptions options, string message) =>
+        InferenceErrors.Create(ErrorCode.ProviderUnavailable, options.Name, message);
+}
+
 // Per loaded model: the scheduler's queue and counters and the KV cache's occupancy.
-public sealed record GollekModelMetrics(string Model, SchedulerMetrics Scheduler, KvCacheMetrics KvCache);
+public sealed record GollekModelMetrics(string Model, SchedulerMetrics Scheduler, KvCacheMetrics KvCache)
+{
+    // Where its forward pass runs (GollekOptions.Backend).
+    public string Backend { get; init; } = GollekBackends.Cpu;
+}

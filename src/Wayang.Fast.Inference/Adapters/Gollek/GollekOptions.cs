@@ -21,9 +21,27 @@ public sealed class GollekOptions
     public int MaxBatchedTokens { get; set; }
     // CPU kernel threads of one model; 0: one per processor.
     public int Threads { get; set; }
+    // Where the forward pass runs (see GollekBackends): "cpu" (the SIMD CpuKernels), "cuda" (the ILGPU kernels on the first CUDA
+    // device; loading a model fails as PROVIDER_UNAVAILABLE without one) or "ilgpu-cpu" (the same ILGPU kernels on
+    // ILGPU's CPU accelerator, which emulates the thread grid: for tests, far slower than "cpu").
+    public string Backend { get; set; } = GollekBackends.Cpu;
     // The completion budget of a request that names none (capped at what the context leaves after the prompt).
     public int DefaultMaxTokens { get; set; } = 512;
 
     // Tests only: wraps the kernels a model's forward pass runs on, so a test can hold the step loop at a known point.
     internal Func<IKernels<Memory<float>>, IKernels<Memory<float>>>? KernelsForTests { get; set; }
+}
+
+public static class GollekBackends
+{
+    public const string Cpu = "cpu";
+    public const string IlgpuCpu = "ilgpu-cpu";
+    public const string Cuda = "cuda";
+
+    public static readonly IReadOnlyList<string> All = [Cpu, IlgpuCpu, Cuda];
+
+    // The canonical name of a backend option (case and surrounding blanks ignored; empty is the default), or null.
+    public static string? Normalize(string? backend) => string.IsNullOrWhiteSpace(backend)
+        ? Cpu
+        : All.FirstOrDefault(b => string.Equals(b, backend.Trim(), StringComparison.OrdinalIgnoreCase));
 }

@@ -42,6 +42,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         _ints = new IntBuffer(accelerator);
         _lengths = new IntBuffer(accelerator);
         _ropeTable = new FloatBuffer(accelerator);
+        Memory = new IlgpuMemory(accelerator);
         _matMul = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(MatMulKernel);
         _rmsNorm = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, float>(RmsNormKernel);
         _swiGlu = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(SwiGluKernel);
@@ -73,6 +74,27 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         }
     }
 
+    // The first CUDA device, or null when there is none (no device, or no CUDA driver to find one with).
+    public static IlgpuKernels? TryCreateCuda()
+    {
+        var context = Context.Create(b => b.Cuda().EnableAlgorithms());
+        try
+        {
+            var cuda = context.GetCudaDevices();
+            if (cuda.Count == 0)
+            {
+                context.Dispose();
+                return null;
+            }
+            return new IlgpuKernels(context, cuda[0].CreateAccelerator(context));
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
     // Always the CPU accelerator: tests, and hosts that want the emulated grid regardless of hardware.
     public static IlgpuKernels CreateCpu()
     {
@@ -90,8 +112,12 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
 
     public Accelerator Accelerator => _accelerator;
 
+    // The buffers a forward pass on these kernels allocates; released with the kernels at the latest.
+    public IlgpuMemory Memory { get; }
+
     public void Dispose()
     {
+        Memory.Dispose();
         _ints.Dispose();
         _lengths.Dispose();
         _ropeTable.Dispose();
@@ -112,6 +138,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         KernelArguments.RequireLength(y.Length, (long)batch * rows, nameof(y));
         if (batch == 0 || rows == 0)
             return;
+        Bind(_accelerator);
         _matMul(batch * rows, weights, x, y, rows, cols);
         _accelerator.Synchronize();
     }
@@ -123,6 +150,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         KernelArguments.RequireLength(y.Length, (long)batch * dim, nameof(y));
         if (batch <= 0 || dim <= 0)
             return;
+        Bind(_accelerator);
         _rmsNorm(batch, x, weight, y, dim, eps);
         _accelerator.Synchronize();
     }
@@ -134,6 +162,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         KernelArguments.RequireLength(y.Length, length, nameof(y));
         if (length <= 0)
             return;
+        Bind(_accelerator);
         _swiGlu(length, gate, up, y);
         _accelerator.Synchronize();
     }
@@ -147,6 +176,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         var pairs = ropeDim / 2;
         if (positions.Length == 0 || numHeads <= 0 || pairs == 0)
             return;
+        Bind(_accelerator);
         // The (cos, sin) table is computed on the host in double, exactly as CpuKernels does: positions reach the tens
         // of thousands, where device f32 angles drift, and device double sin/cos is slow or emulated.
         if (_ropeDim != ropeDim || !_ropeBase.Equals(freqBase) || !positions.SequenceEqual(_ropePositions))
@@ -176,6 +206,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         KernelArguments.RequireLength(x.Length, (long)batch * length, nameof(x));
         if (batch <= 0 || length <= 0)
             return;
+        Bind(_accelerator);
         _softmax(batch, x, length);
         _accelerator.Synchronize();
     }
@@ -186,6 +217,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         KernelArguments.RequireLength(y.Length, length, nameof(y));
         if (length <= 0)
             return;
+        Bind(_accelerator);
         _add(length, x, y);
         _accelerator.Synchronize();
     }
@@ -202,6 +234,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
             ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(slot, slots, nameof(slotMapping));
         if (slotMapping.Length == 0 || stride == 0)
             return;
+        Bind(_accelerator);
         _ints.Upload(slotMapping);
         _appendKv(slotMapping.Length * stride, keyCache, valueCache, keys, values, _ints.View, stride);
         _accelerator.Synchronize();
@@ -222,6 +255,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         }
         if (copies.Length == 0 || stride == 0)
             return;
+        Bind(_accelerator);
         _ints.Upload(pairs);
         _copyBlocks(copies.Length * stride, keyCache, valueCache, _ints.View, stride);
         _accelerator.Synchronize();
@@ -243,11 +277,21 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
             sequenceLengths, numHeads, layout);
         if (sequences == 0)
             return;
+        Bind(_accelerator);
         _ints.Upload(blockTables[..(sequences * maxBlocksPerSequence)]);
         _lengths.Upload(sequenceLengths);
         var scale = 1f / MathF.Sqrt(layout.HeadDim);
         _attention(sequences * numHeads, queries, keyCache, valueCache, output, _ints.View, _lengths.View, layout, maxBlocksPerSequence, numHeads, scale);
         _accelerator.Synchronize();
+    }
+
+    // A CUDA context is current per thread, and a forward pass may be created on one thread and stepped on others (the
+    // scheduler's loop resumes on the pool): every entry point makes the accelerator current first. A thread-static
+    // read when it already is.
+    internal static void Bind(Accelerator accelerator)
+    {
+        if (!ReferenceEquals(Accelerator.Current, accelerator))
+            accelerator.Bind();
     }
 
     // One output element: sequential f32 accumulation, the same order as CpuKernels' scalar tail.

@@ -14,33 +14,75 @@ namespace Wayang.Fast.Inference.Engine.Model;
 // p + 1 tokens of its own table, which is causal attention through the decode kernel. The projections are MatMuls over
 // the whole batch. Each layer appends every row's K/V before any row attends, so a row may read K/V that another row
 // of the same batch writes (a prefix block registered by one sequence's chunk and reused by another in the same step).
-public sealed class LlamaForward
+//
+// Generic over the backend's buffer: weights, K/V and activations live in TBuffer (IDeviceMemory allocates them), the
+// weights uploaded once here. Per step the host hands the kernels only ints (positions, slots, block tables, lengths,
+// pending block copies) and reads back only the requested rows' logits. On the CPU (LlamaForward) TBuffer is
+// Memory<float> over managed arrays, the weights are the model's own arrays, and nothing is copied that was not before.
+public class LlamaForward<TBuffer> : IForwardPass, IDisposable
+    where TBuffer : struct
 {
     private readonly LlamaModel _model;
-    private readonly IKernels<Memory<float>> _kernels;
+    private readonly IKernels<TBuffer> _kernels;
+    private readonly IDeviceMemory<TBuffer> _memory;
     private readonly KvLayout _layout;
     private readonly int _numBlocks;
-    private readonly float[][] _keyCache;
-    private readonly float[][] _valueCache;
-    private Scratch _scratch = new(0, 0);
+    private readonly List<TBuffer> _uploaded = [];
+    private readonly TBuffer _tokenEmbedding;
+    private readonly TBuffer _outputNorm;
+    private readonly TBuffer _output;
+    private readonly LayerWeights[] _layers;
+    private readonly TBuffer[] _keyCache;
+    private readonly TBuffer[] _valueCache;
+    private Scratch? _scratch;
+    private bool _disposed;
 
-    public LlamaForward(LlamaModel model, IKernels<Memory<float>> kernels, int numBlocks, int blockSize)
+    public LlamaForward(LlamaModel model, IKernels<TBuffer> kernels, IDeviceMemory<TBuffer> memory, int numBlocks, int blockSize)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(kernels);
+        ArgumentNullException.ThrowIfNull(memory);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numBlocks);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
         _model = model;
         _kernels = kernels;
+        _memory = memory;
         _numBlocks = numBlocks;
         _layout = new KvLayout(blockSize, model.Parameters.HeadCountKv, model.Parameters.HeadDim);
         var layers = model.Layers.Count;
-        _keyCache = new float[layers][];
-        _valueCache = new float[layers][];
-        for (var l = 0; l < layers; l++)
+        _keyCache = new TBuffer[layers];
+        _valueCache = new TBuffer[layers];
+        try
         {
-            _keyCache[l] = new float[(long)numBlocks * _layout.BlockStride];
-            _valueCache[l] = new float[(long)numBlocks * _layout.BlockStride];
+            // Each array once: a tied output head is the token embedding itself.
+            var uploads = new Dictionary<float[], TBuffer>(ReferenceEqualityComparer.Instance);
+            TBuffer Upload(float[] data)
+            {
+                if (!uploads.TryGetValue(data, out var buffer))
+                {
+                    buffer = memory.Upload(data);
+                    uploads.Add(data, buffer);
+                    _uploaded.Add(buffer);
+                }
+                return buffer;
+            }
+            _tokenEmbedding = Upload(model.TokenEmbedding);
+            _outputNorm = Upload(model.OutputNorm);
+            _output = Upload(model.Output);
+            _layers = new LayerWeights[layers];
+            for (var l = 0; l < layers; l++)
+            {
+                var w = model.Layers[l];
+                _layers[l] = new LayerWeights(Upload(w.AttentionNorm), Upload(w.Query), Upload(w.Key), Upload(w.Value), Upload(w.AttentionOutput),
+                    Upload(w.FeedForwardNorm), Upload(w.Gate), Upload(w.Up), Upload(w.Down));
+                _keyCache[l] = memory.Allocate((long)numBlocks * _layout.BlockStride);
+                _valueCache[l] = memory.Allocate((long)numBlocks * _layout.BlockStride);
+            }
+        }
+        catch
+        {
+            Release();
+            throw;
         }
     }
 
@@ -156,14 +198,20 @@ public sealed class LlamaForward
 
     private Scratch Prepare(int tokens, int maxBlocks)
     {
-        if (_scratch.Tokens < tokens || _scratch.MaxBlocks < maxBlocks)
-            _scratch = new Scratch(Math.Max(tokens, _scratch.Tokens), Math.Max(maxBlocks, _scratch.MaxBlocks), _model.Parameters);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_scratch is null || _scratch.Tokens < tokens || _scratch.MaxBlocks < maxBlocks)
+        {
+            var grown = new Scratch(Math.Max(tokens, _scratch?.Tokens ?? 0), Math.Max(maxBlocks, _scratch?.MaxBlocks ?? 0), _model.Parameters, _memory);
+            _scratch?.Free(_memory);
+            _scratch = grown;
+        }
         return _scratch;
     }
 
     // The rows listed in the scratch's first logitRowCount LogitRows get logits, written consecutively to logits.
     private void Run(PagedKvCache cache, ReadOnlySpan<int> tokens, ReadOnlySpan<int> slotMapping, int n, int maxBlocks, int logitRowCount, Span<float> logits)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var p = _model.Parameters;
         int embd = p.EmbeddingLength, qDim = p.HeadCount * p.HeadDim, kvDim = p.HeadCountKv * p.HeadDim, ff = p.FeedForwardLength;
         var logitRows = logitRowCount;
@@ -172,23 +220,24 @@ public sealed class LlamaForward
         if (logits.Length < logitRows * p.VocabSize)
             throw new ArgumentException($"logits needs {logitRows * p.VocabSize} floats.", nameof(logits));
         var k = _kernels;
-        var s = _scratch;
+        var m = _memory;
+        var s = _scratch!;
         var slots = slotMapping[..n];
         var positions = s.Positions.AsSpan(0, n);
         var lengths = s.Lengths.AsSpan(0, n);
         var tables = s.Tables.AsSpan(0, n * maxBlocks);
-        Memory<float> x = s.X.AsMemory(0, n * embd), xb = s.Xb.AsMemory(0, n * embd);
-        Memory<float> q = s.Q.AsMemory(0, n * qDim), att = s.Attention.AsMemory(0, n * qDim);
-        Memory<float> key = s.K.AsMemory(0, n * kvDim), value = s.V.AsMemory(0, n * kvDim);
-        Memory<float> gate = s.Gate.AsMemory(0, n * ff), up = s.Up.AsMemory(0, n * ff);
-
         for (var i = 0; i < n; i++)
         {
-            var token = tokens[i];
-            if ((uint)token >= (uint)p.VocabSize)
-                throw new ArgumentOutOfRangeException(nameof(tokens), token, "token id outside the vocabulary");
-            _model.TokenEmbedding.AsSpan(token * embd, embd).CopyTo(s.X.AsSpan(i * embd, embd));
+            if ((uint)tokens[i] >= (uint)p.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(tokens), tokens[i], "token id outside the vocabulary");
         }
+        TBuffer x = m.Slice(s.X, 0, n * embd), xb = m.Slice(s.Xb, 0, n * embd);
+        TBuffer q = m.Slice(s.Q, 0, n * qDim), att = m.Slice(s.Attention, 0, n * qDim);
+        TBuffer key = m.Slice(s.K, 0, n * kvDim), value = m.Slice(s.V, 0, n * kvDim);
+        TBuffer gate = m.Slice(s.Gate, 0, n * ff), up = m.Slice(s.Up, 0, n * ff);
+
+        for (var i = 0; i < n; i++)
+            m.Copy(m.Slice(_tokenEmbedding, (long)tokens[i] * embd, embd), m.Slice(x, (long)i * embd, embd));
 
         // Copy-on-write blocks recorded by the cache's appends must hold their source's K/V before this step writes.
         var copies = cache.PendingCopies;
@@ -198,7 +247,7 @@ public sealed class LlamaForward
 
         for (var l = 0; l < _keyCache.Length; l++)
         {
-            var w = _model.Layers[l];
+            var w = _layers[l];
             k.RmsNorm(x, w.AttentionNorm, xb, n, embd, p.RmsNormEpsilon);
             k.MatMul(w.Query, xb, q, n, qDim, embd);
             k.MatMul(w.Key, xb, key, n, kvDim, embd);
@@ -222,35 +271,86 @@ public sealed class LlamaForward
             return;
         // Only the rows that want logits pay for the output head (a prefill chunk wants at most its last): norm every
         // row (cheap), then gather the wanted ones to the front of x, which the layers no longer need.
-        k.RmsNorm(x, _model.OutputNorm, xb, n, embd, p.RmsNormEpsilon);
+        k.RmsNorm(x, _outputNorm, xb, n, embd, p.RmsNormEpsilon);
         for (var j = 0; j < logitRows; j++)
-        {
-            var row = s.LogitRows[j];
-            s.Xb.AsSpan(row * embd, embd).CopyTo(s.X.AsSpan(j * embd, embd));
-        }
-        var output = s.Logits.AsMemory(0, logitRows * p.VocabSize);
-        k.MatMul(_model.Output, x[..(logitRows * embd)], output, logitRows, p.VocabSize, embd);
-        output.Span.CopyTo(logits);
+            m.Copy(m.Slice(xb, (long)s.LogitRows[j] * embd, embd), m.Slice(x, (long)j * embd, embd));
+        var output = m.Slice(s.Logits, 0, logitRows * p.VocabSize);
+        k.MatMul(_output, m.Slice(x, 0, logitRows * embd), output, logitRows, p.VocabSize, embd);
+        // The one read-back of the step.
+        m.CopyToHost(output, logits);
     }
 
-    // Activations for up to Tokens query tokens; grown, never shrunk.
+    public void Dispose()
+    {
+        Dispose(disposing: true);
+        GC.SuppressFinalize(this);
+    }
+
+    // Frees the device buffers (the CPU backend's are the garbage collector's anyway).
+    protected virtual void Dispose(bool disposing)
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        if (disposing)
+            Release();
+    }
+
+    private void Release()
+    {
+        foreach (var buffer in _uploaded)
+            _memory.Free(buffer);
+        _uploaded.Clear();
+        foreach (var buffer in _keyCache.Concat(_valueCache))
+            _memory.Free(buffer);
+        _scratch?.Free(_memory);
+        _scratch = null;
+    }
+
+    private sealed record LayerWeights(
+        TBuffer AttentionNorm,
+        TBuffer Query,
+        TBuffer Key,
+        TBuffer Value,
+        TBuffer AttentionOutput,
+        TBuffer FeedForwardNorm,
+        TBuffer Gate,
+        TBuffer Up,
+        TBuffer Down);
+
+    // Activations for up to Tokens query tokens (device buffers) and the step's host-side ints; grown, never shrunk.
     private sealed class Scratch
     {
-        public Scratch(int tokens, int maxBlocks, Gguf.LlamaHyperParameters? p = null)
+        public Scratch(int tokens, int maxBlocks, Gguf.LlamaHyperParameters p, IDeviceMemory<TBuffer> memory)
         {
             Tokens = tokens;
             MaxBlocks = maxBlocks;
-            int embd = p?.EmbeddingLength ?? 0, qDim = p is null ? 0 : p.HeadCount * p.HeadDim, kvDim = p is null ? 0 : p.HeadCountKv * p.HeadDim;
-            int ff = p?.FeedForwardLength ?? 0, vocab = p?.VocabSize ?? 0;
-            X = new float[tokens * embd];
-            Xb = new float[tokens * embd];
-            Q = new float[tokens * qDim];
-            Attention = new float[tokens * qDim];
-            K = new float[tokens * kvDim];
-            V = new float[tokens * kvDim];
-            Gate = new float[tokens * ff];
-            Up = new float[tokens * ff];
-            Logits = new float[tokens * vocab];
+            long embd = p.EmbeddingLength, qDim = p.HeadCount * p.HeadDim, kvDim = p.HeadCountKv * p.HeadDim, ff = p.FeedForwardLength, vocab = p.VocabSize;
+            var buffers = new List<TBuffer>();
+            TBuffer Allocate(long length)
+            {
+                var buffer = memory.Allocate(length);
+                buffers.Add(buffer);
+                return buffer;
+            }
+            try
+            {
+                X = Allocate(tokens * embd);
+                Xb = Allocate(tokens * embd);
+                Q = Allocate(tokens * qDim);
+                Attention = Allocate(tokens * qDim);
+                K = Allocate(tokens * kvDim);
+                V = Allocate(tokens * kvDim);
+                Gate = Allocate(tokens * ff);
+                Up = Allocate(tokens * ff);
+                Logits = Allocate(tokens * vocab);
+            }
+            catch
+            {
+                foreach (var buffer in buffers)
+                    memory.Free(buffer);
+                throw;
+            }
             Positions = new int[tokens];
             Lengths = new int[tokens];
             LogitRows = new int[tokens];
@@ -259,18 +359,28 @@ public sealed class LlamaForward
 
         public int Tokens { get; }
         public int MaxBlocks { get; }
-        public float[] X { get; }
-        public float[] Xb { get; }
-        public float[] Q { get; }
-        public float[] Attention { get; }
-        public float[] K { get; }
-        public float[] V { get; }
-        public float[] Gate { get; }
-        public float[] Up { get; }
-        public float[] Logits { get; }
+        public TBuffer X { get; }
+        public TBuffer Xb { get; }
+        public TBuffer Q { get; }
+        public TBuffer Attention { get; }
+        public TBuffer K { get; }
+        public TBuffer V { get; }
+        public TBuffer Gate { get; }
+        public TBuffer Up { get; }
+        public TBuffer Logits { get; }
         public int[] Positions { get; }
         public int[] Lengths { get; }
         public int[] LogitRows { get; }
         public int[] Tables { get; }
+
+        public void Free(IDeviceMemory<TBuffer> memory)
+        {
+            foreach (var buffer in (TBuffer[])[X, Xb, Q, Attention, K, V, Gate, Up, Logits])
+                memory.Free(buffer);
+        }
     }
 }
+
+// The CPU forward pass: CpuKernels (or any IKernels over Memory<float>) on managed arrays, the model's weights used in place.
+public sealed class LlamaForward(LlamaModel model, IKernels<Memory<float>> kernels, int numBlocks, int blockSize)
+    : LlamaForward<Memory<float>>(model, kernels, CpuMemory.Instance, numBlocks, blockSize);

@@ -37,7 +37,7 @@ namespace Wayang.Fast.Inference.Engine.Scheduling;
 // Submit may be called from any thread; Step (or RunAsync, which calls it) from one thread at a time.
 public sealed class BatchScheduler
 {
-    private readonly LlamaForward _forward;
+    private readonly IForwardPass _forward;
     private readonly PagedKvCache _cache;
     private readonly SchedulerOptions _options;
     private readonly int _blockSize;
@@ -65,7 +65,7 @@ public sealed class BatchScheduler
     private int _runningCount;
     private int _waitingCount;
 
-    public BatchScheduler(LlamaForward forward, PagedKvCache cache, SchedulerOptions options)
+    public BatchScheduler(IForwardPass forward, PagedKvCache cache, SchedulerOptions options)
     {
         ArgumentNullException.ThrowIfNull(forward);
         ArgumentNullException.ThrowIfNull(cache);
