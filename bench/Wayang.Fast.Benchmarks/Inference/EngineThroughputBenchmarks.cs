@@ -1,5 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using BenchmarkDotNet.Engines;
 
 namespace Wayang.Fast.Benchmarks.Inference;
 
@@ -15,10 +14,10 @@ namespace Wayang.Fast.Benchmarks.Inference;
 // llama.cpp's tokens/s). The batching gain is (Sequences / Mean) over the Sequences = 1 row's (1 / Mean).
 //
 // Each invocation is seconds long at 64 sequences, so the job is a monitoring one (no pilot, no overhead runs, one
-// invocation per iteration) with 1 warmup and 5 measured iterations. `dotnet run -c Release -- engine-throughput`
+// invocation per iteration) with 1 warmup and 5 measured iterations (MonitoringJobConfig; `--job dry` replaces it for a smoke run). `dotnet run -c Release -- engine-throughput`
 // (EngineThroughputConsole) measures the same thing in one process without BenchmarkDotNet and prints tokens/s.
 [MemoryDiagnoser]
-[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 1, iterationCount: 5)]
+[Config(typeof(MonitoringJobConfig))]
 public class EngineThroughputBenchmarks
 {
     private EngineThroughputHarness _harness = null!;
