@@ -6,7 +6,7 @@ namespace Wayang.Fast.Benchmarks.Inference;
 // `dotnet run -c Release --project bench/Wayang.Fast.Benchmarks -- engine-throughput [runs] [sequences,...]`
 // The EngineThroughputBenchmarks measurement without BenchmarkDotNet: one process, the model written and loaded once,
 // both engines re-sized for each concurrency, one warmup run and `runs` (default 3) timed runs of each engine per
-// concurrency, the median reported. Prints a markdown table.
+// concurrency, the median reported. Prints a markdown table on stdout (llama.cpp's warnings go to stderr).
 public static class EngineThroughputConsole
 {
     public static int Run(string[] args)
@@ -20,7 +20,7 @@ public static class EngineThroughputConsole
         Console.WriteLine($"model: {p.EmbeddingLength} wide, {p.BlockCount} blocks, ff {p.FeedForwardLength}, {p.HeadCount} heads / {p.HeadCountKv} KV heads, vocab {p.VocabSize}, F32 (written and loaded by both engines in {setup.Elapsed.TotalSeconds:F1} s)");
         Console.WriteLine($"threads: {threads} for both engines; prompt {EngineThroughputHarness.PromptTokens} tokens, {EngineThroughputHarness.GeneratedTokens} generated per sequence, greedy; median of {runs} runs after 1 warmup");
         Console.WriteLine();
-        Console.WriteLine("| sequences | ours tok/s | llama.cpp tok/s | ours / llama.cpp | ours decode-phase tok/s | llama.cpp decode-phase tok/s | ours gain vs 1 | llama.cpp gain vs 1 | first tokens equal |");
+        Console.WriteLine("| sequences | ours tok/s | llama.cpp tok/s | ours / llama.cpp tok/s (>1: we are faster) | ours decode-phase tok/s | llama.cpp decode-phase tok/s | ours gain vs 1 | llama.cpp gain vs 1 | first tokens equal |");
         Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         double? ours1 = null, llama1 = null;
         foreach (var n in counts)

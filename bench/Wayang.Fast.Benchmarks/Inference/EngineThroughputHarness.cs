@@ -102,7 +102,9 @@ public sealed class EngineThroughputHarness : IDisposable
     public int[] LlamaCppFirstTokens { get; private set; } = [];
 
     // Sizes both engines for n concurrent sequences: a scheduler with MaxSequences = n, and a llama.cpp context with
-    // SeqMax = n and room for n sequences (its batch holds all n prompts at once).
+    // SeqMax = n and room for n sequences (its batch holds all n prompts at once). llama.cpp pads each sequence's KV
+    // stream to 256 cells whatever is asked ("n_ctx is not divisible by n_seq_max" on stderr is that rounding); the
+    // smallest context is asked for, which is what favours it most (a server would give each sequence thousands).
     public void Prepare(int sequences)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(sequences, MaxSequences);
