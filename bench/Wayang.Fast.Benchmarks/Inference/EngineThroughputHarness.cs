@@ -155,6 +155,9 @@ public sealed class EngineThroughputHarness : IDisposable
         }
         if (total != n * GeneratedTokens)
             throw new InvalidOperationException($"our engine generated {total} tokens, expected {n * GeneratedTokens}");
+        // The cache holds every sequence whole, so nothing may have been recomputed.
+        if (scheduler.GetMetrics().Preemptions != 0)
+            throw new InvalidOperationException("the scheduler preempted a sequence; the benchmark's cache is too small");
         return total;
     }
 
