@@ -18,10 +18,10 @@ namespace Wayang.Fast.Benchmarks.Inference;
 //   PagedShuffled: CpuKernels.PagedAttentionDecode, block size 16, the blocks handed out in shuffled order as a
 //                  long-running cache would (each 16-token block is one 8-32 KB island).
 //   PagedInOrder:  the same kernel with blocks in order, so physically contiguous: the cost of the indirection alone.
-//   Contiguous:    the baseline, a reference written here with the kernel's exact math (one pass, online softmax,
-//                  Vector256 dot and axpy, one (sequence, head) per work item on a pool threaded like CpuKernels) but
-//                  addressing each sequence's K/V as one contiguous run instead of through a block table. The vLLM paper
-//                  reports its paged kernel at 1.2-1.26x the contiguous one; the Ratio column is that number here.
+//   Contiguous:    the baseline: CpuKernels.ContiguousAttentionDecode, the kernel's exact code (same work items, block
+//                  by block online softmax) over K/V laid out [sequence, KV head, token, dim], one contiguous run per
+//                  sequence and head, so the only difference is the block-table lookup and the blocks' scattering. The
+//                  vLLM paper reports its paged kernel at 1.2-1.26x its contiguous one; the Ratio column is that here.
 //   ReadProbe:     read-only memory bandwidth: a Vector256 sum over exactly the K and V buffers the attention reads,
 //                  in 256 KB items on the same pool and thread count. Its GB/s is what the kernel is measured against:
 //                  the goal is PagedShuffled at >= 50% of ReadProbe's GB/s.
@@ -47,6 +47,8 @@ public unsafe class AttentionBandwidthBenchmarks
     private KvLayout _layout;
     private float[] _keyCache = null!;
     private float[] _valueCache = null!;
+    private float[] _contiguousKeys = null!;
+    private float[] _contiguousValues = null!;
     private float[] _queries = null!;
     private float[] _output = null!;
     private int[] _shuffledTables = null!;
@@ -78,7 +80,24 @@ public unsafe class AttentionBandwidthBenchmarks
         _lengths = [.. Enumerable.Repeat(Tokens, Sequences)];
         _probeSums = new float[2 * ((_keyCache.Length + ProbeChunk - 1) / ProbeChunk)];
 
-        // The reference must compute what the kernel computes: over the in-order table both address the same floats.
+        // The contiguous copy of the same tokens: sequence s's token t of head h, gathered through the in-order table.
+        _contiguousKeys = new float[_keyCache.Length];
+        _contiguousValues = new float[_valueCache.Length];
+        for (var seq = 0; seq < Sequences; seq++)
+        {
+            for (var t = 0; t < Tokens; t++)
+            {
+                var slot = (_orderedTables[(seq * BlocksPerSequence) + (t / BlockSize)] * BlockSize) + (t % BlockSize);
+                for (var h = 0; h < KvHeads; h++)
+                {
+                    var to = ((((long)seq * KvHeads) + h) * Tokens + t) * HeadDim;
+                    Array.Copy(_keyCache, _layout.Offset(slot, h), _contiguousKeys, to, HeadDim);
+                    Array.Copy(_valueCache, _layout.Offset(slot, h), _contiguousValues, to, HeadDim);
+                }
+            }
+        }
+
+        // The baseline must compute what the paged kernel computes over the same tokens.
         PagedInOrder();
         var paged = _output.ToArray();
         Contiguous();
@@ -105,30 +124,8 @@ public unsafe class AttentionBandwidthBenchmarks
         _kernels.PagedAttentionDecode(_queries, _keyCache, _valueCache, _output, _orderedTables, BlocksPerSequence, _lengths, Heads, _layout);
 
     [Benchmark(Baseline = true)]
-    public void Contiguous()
-    {
-        fixed (float* q = _queries)
-        fixed (float* k = _keyCache)
-        fixed (float* v = _valueCache)
-        fixed (float* o = _output)
-        fixed (int* lengths = _lengths)
-        {
-            var state = new ContiguousState
-            {
-                Q = q,
-                K = k,
-                V = v,
-                O = o,
-                Lengths = lengths,
-                SequenceStride = Tokens,
-                NumHeads = Heads,
-                NumKvHeads = KvHeads,
-                HeadDim = HeadDim,
-                Scale = 1f / MathF.Sqrt(HeadDim),
-            };
-            _pool.Run(&ContiguousItem, &state, Sequences * Heads);
-        }
-    }
+    public void Contiguous() =>
+        _kernels.ContiguousAttentionDecode(_queries, _contiguousKeys, _contiguousValues, _output, _lengths, Tokens, Heads, _layout);
 
     [Benchmark]
     public float ReadProbe()
@@ -145,53 +142,6 @@ public unsafe class AttentionBandwidthBenchmarks
         foreach (var s in _probeSums)
             total += s;
         return total;
-    }
-
-    // The kernel's AttentionItem with the block-table lookup replaced by contiguous addressing.
-    private static void ContiguousItem(void* p, int item)
-    {
-        ref var s = ref Unsafe.AsRef<ContiguousState>(p);
-        var headDim = s.HeadDim;
-        var slotStride = (long)s.NumKvHeads * headDim;
-        var seq = item / s.NumHeads;
-        var head = item % s.NumHeads;
-        var kvHead = head / (s.NumHeads / s.NumKvHeads);
-        ref var q = ref Unsafe.AsRef<float>(s.Q + ((long)item * headDim));
-        var output = new Span<float>(s.O + ((long)item * headDim), headDim);
-        Span<float> acc = stackalloc float[headDim];
-        acc.Clear();
-        var length = s.Lengths[seq];
-        var baseOffset = ((long)seq * s.SequenceStride * slotStride) + ((long)kvHead * headDim);
-        var max = float.NegativeInfinity;
-        var sum = 0f;
-        for (var t = 0; t < length; t++)
-        {
-            var offset = baseOffset + (t * slotStride);
-            var score = Dot(ref q, ref Unsafe.AsRef<float>(s.K + offset), headDim) * s.Scale;
-            ref var value = ref Unsafe.AsRef<float>(s.V + offset);
-            if (score > max)
-            {
-                var correction = MathF.Exp(max - score);
-                sum = (sum * correction) + 1f;
-                ScaleInPlace(acc, correction);
-                Axpy(1f, ref value, ref MemoryMarshal.GetReference(acc), headDim);
-                max = score;
-            }
-            else
-            {
-                var weight = MathF.Exp(score - max);
-                sum += weight;
-                Axpy(weight, ref value, ref MemoryMarshal.GetReference(acc), headDim);
-            }
-        }
-        if (length == 0)
-        {
-            output.Clear();
-            return;
-        }
-        var inv = 1f / sum;
-        for (var i = 0; i < headDim; i++)
-            output[i] = acc[i] * inv;
     }
 
     private static void ProbeItem(void* p, int item)
@@ -222,69 +172,12 @@ public unsafe class AttentionBandwidthBenchmarks
         s.Sums[item] = sum;
     }
 
-    // CpuKernels' Dot, Axpy and ScaleInPlace (internal/private there), verbatim.
-    private static float Dot(ref float a, ref float b, int n)
-    {
-        var i = 0;
-        var sum = 0f;
-        if (Vector256.IsHardwareAccelerated && n >= Vector256<float>.Count)
-        {
-            var acc0 = Vector256<float>.Zero;
-            var acc1 = Vector256<float>.Zero;
-            for (; i <= n - (2 * Vector256<float>.Count); i += 2 * Vector256<float>.Count)
-            {
-                acc0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref a, (nuint)i), Vector256.LoadUnsafe(ref b, (nuint)i), acc0);
-                acc1 = Vector256.FusedMultiplyAdd(
-                    Vector256.LoadUnsafe(ref a, (nuint)(i + Vector256<float>.Count)), Vector256.LoadUnsafe(ref b, (nuint)(i + Vector256<float>.Count)), acc1);
-            }
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-                acc0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref a, (nuint)i), Vector256.LoadUnsafe(ref b, (nuint)i), acc0);
-            sum = Vector256.Sum(acc0 + acc1);
-        }
-        for (; i < n; i++)
-            sum += Unsafe.Add(ref a, i) * Unsafe.Add(ref b, i);
-        return sum;
-    }
-
-    private static void Axpy(float alpha, ref float x, ref float y, int n)
-    {
-        var i = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var a = Vector256.Create(alpha);
-            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
-                Vector256.FusedMultiplyAdd(a, Vector256.LoadUnsafe(ref x, (nuint)i), Vector256.LoadUnsafe(ref y, (nuint)i)).StoreUnsafe(ref y, (nuint)i);
-        }
-        for (; i < n; i++)
-            Unsafe.Add(ref y, i) += alpha * Unsafe.Add(ref x, i);
-    }
-
-    private static void ScaleInPlace(Span<float> x, float factor)
-    {
-        for (var i = 0; i < x.Length; i++)
-            x[i] *= factor;
-    }
-
     private static float[] Fill(Random rng, int length)
     {
         var a = new float[length];
         for (var i = 0; i < length; i++)
             a[i] = (float)((rng.NextDouble() * 2) - 1);
         return a;
-    }
-
-    private struct ContiguousState
-    {
-        public float* Q;
-        public float* K;
-        public float* V;
-        public float* O;
-        public int* Lengths;
-        public int SequenceStride;
-        public int NumHeads;
-        public int NumKvHeads;
-        public int HeadDim;
-        public float Scale;
     }
 
     private struct ProbeState

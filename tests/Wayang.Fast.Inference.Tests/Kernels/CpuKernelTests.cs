@@ -236,14 +236,21 @@ public sealed class CpuKernelTests : IDisposable
 
         CpuKernels.AppendKv(keyCache, valueCache, keys, values, slots, layout);
 
-        var stride = layout.SlotStride;
+        // Head-major blocks: token t's head h row lands at its slot's row of head h's run in the slot's block.
+        var dim = layout.HeadDim;
         for (var slot = 0; slot < blocks * layout.BlockSize; slot++)
         {
             var token = Array.IndexOf(slots, slot);
-            var k = token < 0 ? keyBefore.AsSpan(slot * stride, stride) : keys.AsSpan(token * stride, stride);
-            var v = token < 0 ? valueBefore.AsSpan(slot * stride, stride) : values.AsSpan(token * stride, stride);
-            Assert.True(k.SequenceEqual(keyCache.AsSpan(slot * stride, stride)), $"key slot {slot}");
-            Assert.True(v.SequenceEqual(valueCache.AsSpan(slot * stride, stride)), $"value slot {slot}");
+            for (var h = 0; h < layout.NumKvHeads; h++)
+            {
+                var at = (int)layout.Offset(slot, h);
+                Assert.Equal((slot / layout.BlockSize * layout.BlockStride) + (h * layout.BlockSize * dim) + (slot % layout.BlockSize * dim), at);
+                var from = (token * layout.SlotStride) + (h * dim);
+                var k = token < 0 ? keyBefore.AsSpan(at, dim) : keys.AsSpan(from, dim);
+                var v = token < 0 ? valueBefore.AsSpan(at, dim) : values.AsSpan(from, dim);
+                Assert.True(k.SequenceEqual(keyCache.AsSpan(at, dim)), $"key slot {slot} head {h}");
+                Assert.True(v.SequenceEqual(valueCache.AsSpan(at, dim)), $"value slot {slot} head {h}");
+            }
         }
     }
 
@@ -277,19 +284,28 @@ public sealed class CpuKernelTests : IDisposable
 
         Assert.True(keyBefore.AsSpan(2 * bs, bs).SequenceEqual(keyCache.AsSpan(2 * bs, bs)));
         Assert.True(valueBefore.AsSpan(2 * bs, bs).SequenceEqual(valueCache.AsSpan(2 * bs, bs)));
-        var at = (5 * bs) + (3 * layout.SlotStride);
-        Assert.True(key.AsSpan().SequenceEqual(keyCache.AsSpan(at, layout.SlotStride)));
-        Assert.True(keyBefore.AsSpan(2 * bs, 3 * layout.SlotStride).SequenceEqual(keyCache.AsSpan(5 * bs, 3 * layout.SlotStride)));
+        for (var h = 0; h < layout.NumKvHeads; h++)
+        {
+            var at = (int)layout.Offset((5 * layout.BlockSize) + 3, h);
+            Assert.True(key.AsSpan(h * layout.HeadDim, layout.HeadDim).SequenceEqual(keyCache.AsSpan(at, layout.HeadDim)));
+            // The copied block's first three rows of each head are still the source's.
+            var source = (int)layout.Offset(2 * layout.BlockSize, h);
+            var copy = (int)layout.Offset(5 * layout.BlockSize, h);
+            Assert.True(keyBefore.AsSpan(source, 3 * layout.HeadDim).SequenceEqual(keyCache.AsSpan(copy, 3 * layout.HeadDim)));
+        }
     }
 
     [Theory]
-    [InlineData(5, 16)]
-    [InlineData(5, 24)]
-    [InlineData(16, 16)]
-    [InlineData(16, 24)]
-    public void PagedAttentionDecode_matches_attention_over_a_contiguous_copy(int blockSize, int headDim)
+    [InlineData(5, 16, 8)]
+    [InlineData(5, 24, 8)]
+    [InlineData(16, 16, 8)]
+    [InlineData(16, 24, 8)]
+    // Twelve query heads per KV head: more than one work item's worth, so a group is split across items.
+    [InlineData(16, 20, 24)]
+    [InlineData(3, 12, 2)]
+    public void PagedAttentionDecode_matches_attention_over_a_contiguous_copy(int blockSize, int headDim, int heads)
     {
-        const int heads = 8, numBlocks = 24, maxBlocks = 6;
+        const int numBlocks = 24, maxBlocks = 6;
         var layout = new KvLayout(blockSize, NumKvHeads: 2, headDim);
         var rng = new Random((blockSize * 100) + headDim);
         var keyCache = RandomArray(rng, numBlocks * layout.BlockStride);
@@ -324,8 +340,11 @@ public sealed class CpuKernelTests : IDisposable
             for (var t = 0; t < lengths[s]; t++)
             {
                 var slot = (tables[s][t / blockSize] * blockSize) + (t % blockSize);
-                Array.Copy(keyCache, slot * layout.SlotStride, keys, t * layout.SlotStride, layout.SlotStride);
-                Array.Copy(valueCache, slot * layout.SlotStride, values, t * layout.SlotStride, layout.SlotStride);
+                for (var h = 0; h < layout.NumKvHeads; h++)
+                {
+                    Array.Copy(keyCache, layout.Offset(slot, h), keys, (t * layout.SlotStride) + (h * headDim), headDim);
+                    Array.Copy(valueCache, layout.Offset(slot, h), values, (t * layout.SlotStride) + (h * headDim), headDim);
+                }
             }
             for (var h = 0; h < heads; h++)
             {
@@ -353,6 +372,44 @@ public sealed class CpuKernelTests : IDisposable
         // The two sequences sharing blocks differ only by their own tail: if they had the same length and blocks the
         // kernel would give the same result, so a different answer shows the tail was read.
         Assert.False(output.AsSpan(0, heads * headDim).SequenceEqual(output.AsSpan(heads * headDim, heads * headDim)));
+    }
+
+    [Fact]
+    public void ContiguousAttentionDecode_gives_what_the_paged_kernel_gives_over_the_same_tokens()
+    {
+        // The benchmarks' baseline for the paged kernel's indirection must compute the same thing.
+        const int heads = 8, blockSize = 4, capacity = 13, maxBlocks = 4;
+        var layout = new KvLayout(blockSize, NumKvHeads: 2, HeadDim: 20);
+        var rng = new Random(31);
+        int[] lengths = [13, 6, 1];
+        int[][] tables = [[9, 2, 7, 0], [4, 8], [1]];
+        var keyCache = RandomArray(rng, 10 * layout.BlockStride);
+        var valueCache = RandomArray(rng, 10 * layout.BlockStride);
+        var blockTables = new int[lengths.Length * maxBlocks];
+        var keys = new float[lengths.Length * layout.NumKvHeads * capacity * layout.HeadDim];
+        var values = new float[keys.Length];
+        for (var s = 0; s < lengths.Length; s++)
+        {
+            tables[s].CopyTo(blockTables, s * maxBlocks);
+            for (var t = 0; t < lengths[s]; t++)
+            {
+                var slot = (tables[s][t / blockSize] * blockSize) + (t % blockSize);
+                for (var h = 0; h < layout.NumKvHeads; h++)
+                {
+                    var to = ((((s * layout.NumKvHeads) + h) * capacity) + t) * layout.HeadDim;
+                    Array.Copy(keyCache, layout.Offset(slot, h), keys, to, layout.HeadDim);
+                    Array.Copy(valueCache, layout.Offset(slot, h), values, to, layout.HeadDim);
+                }
+            }
+        }
+        var queries = RandomArray(rng, lengths.Length * heads * layout.HeadDim);
+        var paged = new float[queries.Length];
+        var contiguous = new float[queries.Length];
+
+        _kernels.PagedAttentionDecode(queries, keyCache, valueCache, paged, blockTables, maxBlocks, lengths, heads, layout);
+        _kernels.ContiguousAttentionDecode(queries, keys, values, contiguous, lengths, capacity, heads, layout);
+
+        Assert.Equal(paged, contiguous);
     }
 
     [Fact]

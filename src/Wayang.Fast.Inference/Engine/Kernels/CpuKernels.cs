@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Wayang.Fast.Inference.Engine.KvCache;
 
 namespace Wayang.Fast.Inference.Engine.Kernels;
@@ -14,8 +15,11 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
     private const long DefaultParallelThreshold = 1 << 15;
     // Rows per MatVec/MatMul work item: enough to amortize the claim, few enough to balance.
     private const int RowsPerItem = 16;
-    // The attention accumulator lives on the stack.
+    // The attention accumulators and one block's scores live on the stack.
     private const int MaxHeadDim = 1024;
+    private const int MaxBlockSize = 256;
+    // Query heads of one KV head attended together per work item: each K/V block is read once for all of them.
+    private const int MaxHeadsPerItem = 8;
 
     private readonly KernelPool _pool;
     private readonly long _parallelThreshold;
@@ -186,9 +190,10 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
         Span<float> keyCache, Span<float> valueCache, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, ReadOnlySpan<int> slotMapping, KvLayout layout)
     {
         var stride = layout.SlotStride;
+        var headDim = layout.HeadDim;
         KernelArguments.RequireLength(keys.Length, (long)slotMapping.Length * stride, nameof(keys));
         KernelArguments.RequireLength(values.Length, (long)slotMapping.Length * stride, nameof(values));
-        var slots = Math.Min(keyCache.Length, valueCache.Length) / stride;
+        var slots = Math.Min(keyCache.Length, valueCache.Length) / layout.BlockStride * layout.BlockSize;
         for (var t = 0; t < slotMapping.Length; t++)
         {
             var slot = slotMapping[t];
@@ -196,8 +201,12 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
             if (slot < 0)
                 continue;
             ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(slot, slots, nameof(slotMapping));
-            keys.Slice(t * stride, stride).CopyTo(keyCache.Slice(slot * stride, stride));
-            values.Slice(t * stride, stride).CopyTo(valueCache.Slice(slot * stride, stride));
+            for (var h = 0; h < layout.NumKvHeads; h++)
+            {
+                var at = (int)layout.Offset(slot, h);
+                keys.Slice((t * stride) + (h * headDim), headDim).CopyTo(keyCache.Slice(at, headDim));
+                values.Slice((t * stride) + (h * headDim), headDim).CopyTo(valueCache.Slice(at, headDim));
+            }
         }
     }
 
@@ -222,14 +231,8 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
         int numHeads,
         KvLayout layout)
     {
-        var sequences = sequenceLengths.Length;
         KernelArguments.CheckPagedAttention(queries.Length, output.Length, keyCache.Length, valueCache.Length, blockTables, maxBlocksPerSequence,
             sequenceLengths, numHeads, layout);
-        // The per-item accumulator lives on the stack.
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(layout.HeadDim, MaxHeadDim);
-        if (sequences == 0)
-            return;
-
         fixed (float* q = queries)
         fixed (float* k = keyCache)
         fixed (float* v = valueCache)
@@ -237,31 +240,62 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
         fixed (int* tables = blockTables)
         fixed (int* lengths = sequenceLengths)
         {
-            var state = new AttentionState
-            {
-                Q = q,
-                K = k,
-                V = v,
-                O = o,
-                Tables = tables,
-                Lengths = lengths,
-                MaxBlocks = maxBlocksPerSequence,
-                NumHeads = numHeads,
-                Layout = layout,
-                Scale = 1f / MathF.Sqrt(layout.HeadDim),
-            };
-            var items = sequences * numHeads;
-            long work = 0;
-            for (var s = 0; s < sequences; s++)
-                work += (long)sequenceLengths[s] * numHeads * layout.HeadDim;
+            var state = new AttentionState { Q = q, K = k, V = v, O = o, Tables = tables, Lengths = lengths, MaxBlocks = maxBlocksPerSequence };
+            RunAttention(ref state, sequenceLengths, numHeads, layout);
+        }
+    }
+
+    // The same math over a contiguous cache laid out [sequences, NumKvHeads, capacity, HeadDim] (no block table, the
+    // sequence's tokens of one KV head in one run): the baseline the paged kernel's indirection is measured against.
+    internal void ContiguousAttentionDecode(
+        ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, Span<float> output, ReadOnlySpan<int> sequenceLengths,
+        int capacity, int numHeads, KvLayout layout)
+    {
+        var sequences = sequenceLengths.Length;
+        KernelArguments.RequireLength(queries.Length, (long)sequences * numHeads * layout.HeadDim, nameof(queries));
+        KernelArguments.RequireLength(output.Length, (long)sequences * numHeads * layout.HeadDim, nameof(output));
+        KernelArguments.RequireLength(Math.Min(keys.Length, values.Length), (long)sequences * layout.NumKvHeads * capacity * layout.HeadDim, nameof(keys));
+        foreach (var length in sequenceLengths)
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(length, capacity, nameof(sequenceLengths));
+        fixed (float* q = queries)
+        fixed (float* k = keys)
+        fixed (float* v = values)
+        fixed (float* o = output)
+        fixed (int* lengths = sequenceLengths)
+        {
+            var state = new AttentionState { Q = q, K = k, V = v, O = o, Lengths = lengths, Capacity = capacity };
+            RunAttention(ref state, sequenceLengths, numHeads, layout);
+        }
+    }
+
+    private void RunAttention(ref AttentionState state, ReadOnlySpan<int> sequenceLengths, int numHeads, KvLayout layout)
+    {
+        // The per-item accumulators and scores live on the stack.
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(layout.HeadDim, MaxHeadDim);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(layout.BlockSize, MaxBlockSize);
+        var sequences = sequenceLengths.Length;
+        if (sequences == 0)
+            return;
+        var group = numHeads / layout.NumKvHeads;
+        state.NumHeads = numHeads;
+        state.Group = group;
+        state.Chunks = (group + MaxHeadsPerItem - 1) / MaxHeadsPerItem;
+        state.Layout = layout;
+        state.Scale = 1f / MathF.Sqrt(layout.HeadDim);
+        var items = sequences * layout.NumKvHeads * state.Chunks;
+        long work = 0;
+        foreach (var length in sequenceLengths)
+            work += (long)length * numHeads * layout.HeadDim;
+        fixed (AttentionState* p = &state)
+        {
             if (work < _parallelThreshold)
             {
                 for (var i = 0; i < items; i++)
-                    AttentionItem(&state, i);
+                    AttentionItem(p, i);
             }
             else
             {
-                _pool.Run(&AttentionItem, &state, items);
+                _pool.Run(&AttentionItem, p, items);
             }
         }
     }
@@ -381,53 +415,209 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
         return sum;
     }
 
-    // One (sequence, head): a single pass over the sequence's tokens with online softmax (running max m, running sum l,
-    // accumulator rescaled whenever the max grows), so scores are never materialized.
+    // One (sequence, KV head, up to MaxHeadsPerItem of its query heads), one pass over the sequence block by block with
+    // online softmax: per block, each head's scores (a dot product per token), the block's max, one rescale of the
+    // running sum and accumulator if the max grew, the exponentials (vectorized), then the weighted V rows added into
+    // the accumulator a vector of dimensions at a time across the block's tokens, so the accumulator stays in a
+    // register instead of being loaded and stored per token. Each K/V block run is read from memory once for all the
+    // item's heads (grouped-query attention shares it) and stays in L1 between them.
     private static void AttentionItem(void* p, int item)
     {
         ref var s = ref Unsafe.AsRef<AttentionState>(p);
         var layout = s.Layout;
         var headDim = layout.HeadDim;
-        var seq = item / s.NumHeads;
-        var head = item % s.NumHeads;
-        var kvHead = head / (s.NumHeads / layout.NumKvHeads);
-        ref var q = ref Unsafe.AsRef<float>(s.Q + ((long)item * headDim));
-        var output = new Span<float>(s.O + ((long)item * headDim), headDim);
-        Span<float> acc = stackalloc float[headDim];
-        acc.Clear();
+        var blockSize = layout.BlockSize;
+        var perSequence = layout.NumKvHeads * s.Chunks;
+        var seq = item / perSequence;
+        var kvHead = item % perSequence / s.Chunks;
+        var chunk = item % s.Chunks;
+        var firstHead = (kvHead * s.Group) + (chunk * MaxHeadsPerItem);
+        var heads = Math.Min(MaxHeadsPerItem, s.Group - (chunk * MaxHeadsPerItem));
+        var queries = s.Q + ((((long)seq * s.NumHeads) + firstHead) * headDim);
+        var outputs = s.O + ((((long)seq * s.NumHeads) + firstHead) * headDim);
         var length = s.Lengths[seq];
-        var table = s.Tables + ((long)seq * s.MaxBlocks);
-        var max = float.NegativeInfinity;
-        var sum = 0f;
-        for (var t = 0; t < length; t++)
-        {
-            var slot = ((long)table[t / layout.BlockSize] * layout.BlockSize) + (t % layout.BlockSize);
-            var offset = (slot * layout.SlotStride) + ((long)kvHead * headDim);
-            var score = Dot(ref q, ref Unsafe.AsRef<float>(s.K + offset), headDim) * s.Scale;
-            ref var value = ref Unsafe.AsRef<float>(s.V + offset);
-            if (score > max)
-            {
-                var correction = MathF.Exp(max - score);
-                sum = (sum * correction) + 1f;
-                ScaleInPlace(acc, correction);
-                Axpy(1f, ref value, ref MemoryMarshal.GetReference(acc), headDim);
-                max = score;
-            }
-            else
-            {
-                var weight = MathF.Exp(score - max);
-                sum += weight;
-                Axpy(weight, ref value, ref MemoryMarshal.GetReference(acc), headDim);
-            }
-        }
         if (length == 0)
         {
-            output.Clear();
+            new Span<float>(outputs, heads * headDim).Clear();
             return;
         }
-        var inv = 1f / sum;
-        for (var i = 0; i < headDim; i++)
-            output[i] = acc[i] * inv;
+
+        var accumulators = stackalloc float[heads * headDim];
+        var scores = stackalloc float[heads * blockSize];
+        var maxes = stackalloc float[heads];
+        var sums = stackalloc float[heads];
+        new Span<float>(accumulators, heads * headDim).Clear();
+        for (var g = 0; g < heads; g++)
+        {
+            maxes[g] = float.NegativeInfinity;
+            sums[g] = 0f;
+        }
+        var table = s.Tables + ((long)seq * s.MaxBlocks);
+        var contiguous = ((((long)seq * layout.NumKvHeads) + kvHead) * s.Capacity) * headDim;
+        var blocks = (length + blockSize - 1) / blockSize;
+        for (var b = 0; b < blocks; b++)
+        {
+            var n = Math.Min(blockSize, length - (b * blockSize));
+            var offset = s.Tables != null
+                ? ((long)table[b] * layout.BlockStride) + ((long)kvHead * layout.HeadStride)
+                : contiguous + ((long)b * layout.HeadStride);
+            var keys = s.K + offset;
+            var values = s.V + offset;
+            if (b == 0 && blocks > 1)
+                PrefetchBlock(ref s, table, 1, kvHead, contiguous);
+            if (b + 2 < blocks)
+                PrefetchBlock(ref s, table, b + 2, kvHead, contiguous);
+            for (var g = 0; g < heads; g++)
+            {
+                var row = scores + (g * blockSize);
+                Scores(queries + (g * headDim), keys, row, n, headDim, s.Scale);
+                var blockMax = float.NegativeInfinity;
+                for (var t = 0; t < n; t++)
+                    blockMax = MathF.Max(blockMax, row[t]);
+                if (blockMax > maxes[g])
+                {
+                    // exp(-inf) is 0 on the first block, where the accumulator and sum are still zero anyway.
+                    var correction = MathF.Exp(maxes[g] - blockMax);
+                    sums[g] *= correction;
+                    ScaleInPlace(new Span<float>(accumulators + (g * headDim), headDim), correction);
+                    maxes[g] = blockMax;
+                }
+                sums[g] += ExpShifted(row, n, maxes[g]);
+                AccumulateRows(accumulators + (g * headDim), row, values, n, headDim);
+            }
+        }
+        for (var g = 0; g < heads; g++)
+        {
+            var inv = 1f / sums[g];
+            var acc = accumulators + (g * headDim);
+            var output = outputs + (g * headDim);
+            for (var d = 0; d < headDim; d++)
+                output[d] = acc[d] * inv;
+        }
+    }
+
+    private static void PrefetchBlock(ref AttentionState s, int* table, int block, int kvHead, long contiguous)
+    {
+        var layout = s.Layout;
+        var offset = s.Tables != null
+            ? ((long)table[block] * layout.BlockStride) + ((long)kvHead * layout.HeadStride)
+            : contiguous + ((long)block * layout.HeadStride);
+        Prefetch(s.K + offset, s.V + offset, layout.HeadStride);
+    }
+
+    // The next block's runs are scattered islands the hardware prefetcher cannot predict: ask for them while this
+    // block computes, one request per cache line.
+    private static void Prefetch(float* keys, float* values, int floats)
+    {
+        if (!Sse.IsSupported)
+            return;
+        const int lineFloats = 64 / sizeof(float);
+        for (var i = 0; i < floats; i += lineFloats)
+        {
+            Sse.Prefetch0(keys + i);
+            Sse.Prefetch0(values + i);
+        }
+    }
+
+    // x[i] = exp(x[i] - shift) for i < n; returns their sum.
+    private static float ExpShifted(float* x, int n, float shift)
+    {
+        var i = 0;
+        var sum = 0f;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var by = Vector256.Create(shift);
+            var total = Vector256<float>.Zero;
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var e = Vector256.Exp(Vector256.Load(x + i) - by);
+                e.Store(x + i);
+                total += e;
+            }
+            sum = Vector256.Sum(total);
+        }
+        for (; i < n; i++)
+        {
+            var e = MathF.Exp(x[i] - shift);
+            x[i] = e;
+            sum += e;
+        }
+        return sum;
+    }
+
+    // scores[t] = scale * (q . keys[t]) for t < n: four key rows per pass over q, four independent FMA chains, so the
+    // loop runs at the FMA units' throughput rather than one chain's latency.
+    private static void Scores(float* q, float* keys, float* scores, int n, int dim, float scale)
+    {
+        var t = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; t <= n - 4; t += 4)
+            {
+                float* k0 = keys + ((long)t * dim), k1 = k0 + dim, k2 = k1 + dim, k3 = k2 + dim;
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                var d = 0;
+                for (; d <= dim - Vector256<float>.Count; d += Vector256<float>.Count)
+                {
+                    var x = Vector256.Load(q + d);
+                    a0 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k0 + d), a0);
+                    a1 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k1 + d), a1);
+                    a2 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k2 + d), a2);
+                    a3 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k3 + d), a3);
+                }
+                scores[t] = Finish(a0, q, k0, d, dim) * scale;
+                scores[t + 1] = Finish(a1, q, k1, d, dim) * scale;
+                scores[t + 2] = Finish(a2, q, k2, d, dim) * scale;
+                scores[t + 3] = Finish(a3, q, k3, d, dim) * scale;
+            }
+        }
+        for (; t < n; t++)
+            scores[t] = Dot(ref Unsafe.AsRef<float>(q), ref Unsafe.AsRef<float>(keys + ((long)t * dim)), dim) * scale;
+    }
+
+    // acc[d] += sum over t < n of weights[t] * rows[t * dim + d]: four vectors of d at a time (four independent FMA
+    // chains) across the block's tokens, the accumulators held in registers for the whole block.
+    private static void AccumulateRows(float* acc, float* weights, float* rows, int n, int dim)
+    {
+        var d = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            const int width = 4 * 8;
+            for (; d <= dim - width; d += width)
+            {
+                var a0 = Vector256.Load(acc + d);
+                var a1 = Vector256.Load(acc + d + 8);
+                var a2 = Vector256.Load(acc + d + 16);
+                var a3 = Vector256.Load(acc + d + 24);
+                for (var t = 0; t < n; t++)
+                {
+                    var w = Vector256.Create(weights[t]);
+                    var row = rows + ((long)t * dim) + d;
+                    a0 = Vector256.FusedMultiplyAdd(w, Vector256.Load(row), a0);
+                    a1 = Vector256.FusedMultiplyAdd(w, Vector256.Load(row + 8), a1);
+                    a2 = Vector256.FusedMultiplyAdd(w, Vector256.Load(row + 16), a2);
+                    a3 = Vector256.FusedMultiplyAdd(w, Vector256.Load(row + 24), a3);
+                }
+                a0.Store(acc + d);
+                a1.Store(acc + d + 8);
+                a2.Store(acc + d + 16);
+                a3.Store(acc + d + 24);
+            }
+            for (; d <= dim - Vector256<float>.Count; d += Vector256<float>.Count)
+            {
+                var a = Vector256.Load(acc + d);
+                for (var t = 0; t < n; t++)
+                    a = Vector256.FusedMultiplyAdd(Vector256.Create(weights[t]), Vector256.Load(rows + ((long)t * dim) + d), a);
+                a.Store(acc + d);
+            }
+        }
+        for (; d < dim; d++)
+        {
+            var a = acc[d];
+            for (var t = 0; t < n; t++)
+                a += weights[t] * rows[((long)t * dim) + d];
+            acc[d] = a;
+        }
     }
 
     internal static float Dot(ref float a, ref float b, int n)
@@ -531,7 +721,12 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
         public int* Tables;
         public int* Lengths;
         public int MaxBlocks;
+        // Tokens per (sequence, KV head) run when Tables is null (ContiguousAttentionDecode).
+        public int Capacity;
         public int NumHeads;
+        // Query heads per KV head, and the work items each KV head's group is split into.
+        public int Group;
+        public int Chunks;
         public KvLayout Layout;
         public float Scale;
     }

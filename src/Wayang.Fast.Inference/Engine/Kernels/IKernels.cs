@@ -2,13 +2,24 @@ using Wayang.Fast.Inference.Engine.KvCache;
 
 namespace Wayang.Fast.Inference.Engine.Kernels;
 
-// Shape of one layer's paged K (or V) cache: a flat f32 buffer laid out [numBlocks * BlockSize, NumKvHeads, HeadDim],
-// so token slot s (= block * BlockSize + offset, as PagedKvCache hands out) starts at s * SlotStride.
+// Shape of one layer's paged K (or V) cache: a flat f32 buffer of numBlocks blocks, each laid out [NumKvHeads,
+// BlockSize, HeadDim] as vLLM's is (head-major inside a block). One KV head's part of a block is then one contiguous
+// run of BlockSize * HeadDim floats, so attention streams it (a token-major block would make every token's read of one
+// head a separate stride of NumKvHeads * HeadDim floats, which defeats the hardware prefetcher). Token slot s is
+// block s / BlockSize, row s % BlockSize, as PagedKvCache hands slots out.
 public readonly record struct KvLayout(int BlockSize, int NumKvHeads, int HeadDim)
 {
+    // Floats of one token's K (or V) over all KV heads: what AppendKv reads per token.
     public int SlotStride => NumKvHeads * HeadDim;
 
+    // Floats of one KV head's part of a block.
+    public int HeadStride => BlockSize * HeadDim;
+
     public int BlockStride => BlockSize * SlotStride;
+
+    // Where slot's row of kvHead starts.
+    public long Offset(long slot, int kvHead) =>
+        ((slot / BlockSize) * BlockStride) + ((long)kvHead * HeadStride) + ((slot % BlockSize) * HeadDim);
 }
 
 // The forward pass's kernels, generic over the device buffer so the same scheduler code drives the CPU

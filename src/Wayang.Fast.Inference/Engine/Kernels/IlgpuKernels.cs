@@ -31,7 +31,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _rope;
     private readonly Action<Index1D, ArrayView<float>, int> _softmax;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _add;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int> _appendKv;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, KvLayout> _appendKv;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int> _copyBlocks;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, KvLayout, int, int, float> _attention;
 
@@ -50,7 +50,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         _softmax = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(SoftmaxKernel);
         _add = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(AddKernel);
         _appendKv = accelerator
-            .LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int>(AppendKvKernel);
+            .LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, KvLayout>(AppendKvKernel);
         _copyBlocks = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int>(CopyBlocksKernel);
         _attention = accelerator
             .LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, KvLayout, int, int, float>(
@@ -228,7 +228,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         var stride = layout.SlotStride;
         KernelArguments.RequireLength(keys.Length, (long)slotMapping.Length * stride, nameof(keys));
         KernelArguments.RequireLength(values.Length, (long)slotMapping.Length * stride, nameof(values));
-        var slots = Math.Min(keyCache.Length, valueCache.Length) / stride;
+        var slots = Math.Min(keyCache.Length, valueCache.Length) / layout.BlockStride * layout.BlockSize;
         // Checked on the host so the kernel runs unchecked; -1 marks padding tokens, which store nothing.
         foreach (var slot in slotMapping)
             ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(slot, slots, nameof(slotMapping));
@@ -236,7 +236,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
             return;
         Bind(_accelerator);
         _ints.Upload(slotMapping);
-        _appendKv(slotMapping.Length * stride, keyCache, valueCache, keys, values, _ints.View, stride);
+        _appendKv(slotMapping.Length * stride, keyCache, valueCache, keys, values, _ints.View, layout);
         _accelerator.Synchronize();
     }
 
@@ -368,16 +368,18 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
 
     private static void AddKernel(Index1D i1D, ArrayView<float> x, ArrayView<float> y) => x[i1D] += y[i1D];
 
-    // One element of one token's [NumKvHeads, HeadDim] row.
+    // One element of one token's [NumKvHeads, HeadDim] row, stored at its KV head's row of the slot's block.
     private static void AppendKvKernel(
-        Index1D index1D, ArrayView<float> keyCache, ArrayView<float> valueCache, ArrayView<float> keys, ArrayView<float> values, ArrayView<int> slots, int stride)
+        Index1D index1D, ArrayView<float> keyCache, ArrayView<float> valueCache, ArrayView<float> keys, ArrayView<float> values, ArrayView<int> slots, KvLayout layout)
     {
         var index = (int)index1D;
+        var stride = layout.NumKvHeads * layout.HeadDim;
         var token = index / stride;
         var slot = slots[token];
         if (slot < 0)
             return;
-        var at = ((long)slot * stride) + (index % stride);
+        var element = index % stride;
+        var at = layout.Offset(slot, element / layout.HeadDim) + (element % layout.HeadDim);
         keyCache[at] = keys[index];
         valueCache[at] = values[index];
     }
@@ -414,7 +416,6 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         var seq = item / numHeads;
         var head = item % numHeads;
         var kvHead = head / (numHeads / layout.NumKvHeads);
-        var slotStride = layout.NumKvHeads * headDim;
         var q = (long)item * headDim;
         for (var d = 0; d < headDim; d++)
             output[q + d] = 0f;
@@ -425,7 +426,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
         for (var t = 0; t < length; t++)
         {
             var slot = ((long)tables[table + (t / layout.BlockSize)] * layout.BlockSize) + (t % layout.BlockSize);
-            var offset = (slot * slotStride) + ((long)kvHead * headDim);
+            var offset = layout.Offset(slot, kvHead);
             var score = 0f;
             for (var d = 0; d < headDim; d++)
                 score += queries[q + d] * keyCache[offset + d];
