@@ -294,6 +294,32 @@ public sealed class InferenceServerTests
         Assert.Contains("wayang_inference_cold_starts_total 0\n", h.Server.Server.Core.RenderMetrics(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Our_engine_answers_over_the_protocol_and_its_scheduler_and_kv_cache_show_in_metrics()
+    {
+        using var models = new TempDirectory();
+        Inference.Tests.Gguf.TinyGgufWriter.Write(Path.Combine(models.Path, "tiny.gguf"));
+        await using var h = await ExecutionHarness.StartAsync(o =>
+        {
+            o.InferenceProviders = [new Inference.Adapters.Gollek.GollekProvider(new Inference.Adapters.Gollek.GollekOptions { ModelsDirectory = models.Path, ContextLength = 256, Threads = 1 })];
+            o.InferenceModels = [new ModelEntry { Id = "tiny", Provider = "gollek", Format = "gguf" }];
+        });
+        await using var dev = await h.ConnectAsync("developer");
+        var request = new ChatRequestDto { Model = "tiny", Messages = [new ChatMessageDto { Role = 1, Parts = ["hello world"] }], MaxTokens = 6, Temperature = 0 };
+
+        var reply = await dev.CallAsync<ChatRequestDto, ChatResponseDto>(Opcode.InferenceChat, request);
+
+        Assert.Equal(("gollek", "tiny"), (reply.Provider, reply.Model));
+        var metrics = h.Server.Server.Core.RenderMetrics();
+        const string labels = "{provider=\"gollek\",model=\"tiny\"}";
+        // The scheduler counts every sampled token; the reply counts all but an EOS, which greedy decoding of this model
+        // and prompt does not reach within six tokens, so the two agree.
+        Assert.Contains($"wayang_engine_tokens_generated_total{labels} {reply.CompletionTokens}\n", metrics, StringComparison.Ordinal);
+        Assert.Contains($"wayang_engine_running_sequences{labels} 0\n", metrics, StringComparison.Ordinal);
+        Assert.Contains($"wayang_engine_kv_blocks_used{labels} 0\n", metrics, StringComparison.Ordinal);
+        Assert.Matches(@"wayang_engine_prefix_query_tokens_total\{provider=""gollek"",model=""tiny""\} [1-9]", metrics);
+    }
+
     private static async IAsyncEnumerable<ChatDelta> FromChannel(ChannelReader<string> reader, Action onPull, [EnumeratorCancellation] CancellationToken ct)
     {
         while (await reader.WaitToReadAsync(ct))

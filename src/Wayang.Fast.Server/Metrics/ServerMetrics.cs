@@ -107,6 +107,7 @@ internal sealed class ServerMetrics
             RenderInference(sb, inference.Metrics);
             if (inference.Usage is Wayang.Fast.Inference.Models.ModelWarmer warmer)
                 RenderWarming(sb, warmer.Snapshot());
+            RenderEngine(sb, inference.Providers.OfType<Wayang.Fast.Inference.Adapters.Gollek.GollekProvider>());
         }
         return sb.ToString();
     }
@@ -203,6 +204,37 @@ internal sealed class ServerMetrics
         Counter(sb, "wayang_inference_cold_start_milliseconds_total", "Time from a cold request's start to its first output, summed.", (long)w.ColdStartLatency.TotalMilliseconds);
         Counter(sb, "wayang_inference_evictions_total", "Models unloaded to stay under the memory budget.", w.Evictions);
         Counter(sb, "wayang_inference_over_budget_loads_total", "Loads that went over the budget because nothing could be evicted.", w.OverBudgetLoads);
+    }
+
+    // Our engine (the gollek providers): per loaded model, the scheduler's queues and counters and the paged KV cache's
+    // occupancy and prefix reuse. Series exist while the model is loaded.
+    private static void RenderEngine(StringBuilder sb, IEnumerable<Wayang.Fast.Inference.Adapters.Gollek.GollekProvider> providers)
+    {
+        var models = providers.SelectMany(p => p.GetMetrics().Select(m => (Labels: $"provider=\"{Escape(p.Name)}\",model=\"{Escape(m.Model)}\"", Metrics: m))).ToList();
+        if (models.Count == 0)
+            return;
+        EngineSeries(sb, models, "wayang_engine_running_sequences", "Sequences holding KV blocks (decoding or part-way prefilled).", "gauge", m => m.Scheduler.Running);
+        EngineSeries(sb, models, "wayang_engine_waiting_sequences", "Requests submitted or preempted and not yet admitted.", "gauge", m => m.Scheduler.Waiting);
+        EngineSeries(sb, models, "wayang_engine_steps_total", "Scheduler steps (one forward pass each when there is work).", "counter", m => m.Scheduler.Steps);
+        EngineSeries(sb, models, "wayang_engine_tokens_generated_total", "Tokens sampled and streamed.", "counter", m => m.Scheduler.TokensGenerated);
+        EngineSeries(sb, models, "wayang_engine_preemptions_total", "Sequences preempted by recompute for lack of KV blocks.", "counter", m => m.Scheduler.Preemptions);
+        EngineSeries(sb, models, "wayang_engine_kv_blocks_total", "KV cache blocks.", "gauge", m => m.KvCache.TotalBlocks);
+        EngineSeries(sb, models, "wayang_engine_kv_blocks_used", "KV cache blocks referenced by sequences.", "gauge", m => m.KvCache.UsedBlocks);
+        EngineSeries(sb, models, "wayang_engine_kv_blocks_free", "KV cache blocks on the free list (cached prefix blocks are counted apart).", "gauge", m => m.KvCache.FreeBlocks);
+        EngineSeries(sb, models, "wayang_engine_kv_blocks_cached", "Unreferenced full blocks kept for prefix reuse.", "gauge", m => m.KvCache.CachedEvictableBlocks);
+        EngineSeries(sb, models, "wayang_engine_kv_live_tokens", "Token slots holding live K/V (shared blocks once).", "gauge", m => m.KvCache.LiveTokens);
+        EngineSeries(sb, models, "wayang_engine_prefix_query_tokens_total", "Prompt tokens looked up in the prefix cache.", "counter", m => m.KvCache.PrefixQueryTokens);
+        EngineSeries(sb, models, "wayang_engine_prefix_hit_tokens_total", "Prompt tokens whose K/V came from the prefix cache.", "counter", m => m.KvCache.PrefixHitTokens);
+        EngineSeries(sb, models, "wayang_engine_kv_evictions_total", "Cached prefix blocks evicted (least recently released first).", "counter", m => m.KvCache.Evictions);
+        EngineSeries(sb, models, "wayang_engine_kv_copy_on_write_total", "Shared blocks copied before a write.", "counter", m => m.KvCache.CopyOnWriteCopies);
+    }
+
+    private static void EngineSeries(StringBuilder sb, List<(string Labels, Wayang.Fast.Inference.Adapters.Gollek.GollekModelMetrics Metrics)> models,
+        string name, string help, string type, Func<Wayang.Fast.Inference.Adapters.Gollek.GollekModelMetrics, long> value)
+    {
+        Header(sb, name, help, type);
+        foreach (var (labels, metrics) in models)
+            sb.Append(name).Append('{').Append(labels).Append("} ").Append(value(metrics).ToString(CultureInfo.InvariantCulture)).Append('\n');
     }
 
     // Prometheus label values escape backslash, double quote and line feed.
