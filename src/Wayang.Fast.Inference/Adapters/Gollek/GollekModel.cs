@@ -51,9 +51,8 @@ internal sealed class GollekModel : IDisposable
         long kv = 2L * p.BlockCount * numBlocks * blockSize * p.HeadCountKv * p.HeadDim;
         SizeBytes = (weights + kv) * sizeof(float);
 
-        // The step loop starts on a thread of its own; RunAsync's awaits (waiting for work) resume it on the pool, and
-        // it never runs two steps at once.
-        _loop = Task.Factory.StartNew(() => _scheduler.RunAsync(_stop.Token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        // The step loop runs on a thread of its own (BatchScheduler.RunAsync), never on the pool.
+        _loop = _scheduler.RunAsync(_stop.Token);
         _ = _loop.ContinueWith(
             t =>
             {

@@ -129,33 +129,40 @@ public sealed class BatchScheduler
         BatchWaits = Interlocked.Read(ref _batchWaits),
     };
 
-    // Steps while there is work and waits for Submit when there is none, until cancelled.
-    public async Task RunAsync(CancellationToken cancellationToken)
+    // Run on a thread of its own (TaskCreationOptions.LongRunning): a step blocks its thread for the whole forward pass,
+    // which must not hold a thread-pool thread the host's I/O needs. Ends cancelled when the token fires.
+    public Task RunAsync(CancellationToken cancellationToken) =>
+        Task.Factory.StartNew(() => Run(cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    // Steps while there is work and blocks on the submit signal when there is none, until cancelled
+    // (OperationCanceledException). Call from one thread; RunAsync starts it on a dedicated one.
+    public void Run(CancellationToken cancellationToken)
     {
         var idle = true;
-        while (!cancellationToken.IsCancellationRequested)
+        while (true)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             if (!HasWork)
             {
                 idle = true;
-                await _signal.WaitAsync(cancellationToken).ConfigureAwait(false);
+                _signal.Wait(cancellationToken);
                 continue;
             }
             if (idle)
             {
                 idle = false;
-                await WaitForBurstAsync(cancellationToken).ConfigureAwait(false);
+                WaitForBurst(cancellationToken);
             }
             var result = Step();
             // Waiting work that cannot be admitted while nothing runs never will be; without this the loop would spin.
             if (!result.DidWork && _runningCount == 0)
-                await _signal.WaitAsync(cancellationToken).ConfigureAwait(false);
+                _signal.Wait(cancellationToken);
         }
     }
 
     // Holds the first step after idle until MaxSequences are queued or MaxBatchWait has passed. Each Submit releases
     // the signal once, so this sleeps on it (no spinning) and rechecks the queue on every wake.
-    private async Task WaitForBurstAsync(CancellationToken cancellationToken)
+    private void WaitForBurst(CancellationToken cancellationToken)
     {
         var wait = _options.MaxBatchWait;
         if (wait <= TimeSpan.Zero)
@@ -165,7 +172,7 @@ public sealed class BatchScheduler
         while (_incoming.Count + _waiting.Count < _options.MaxSequences)
         {
             var remaining = wait - Stopwatch.GetElapsedTime(start);
-            if (remaining <= TimeSpan.Zero || !await _signal.WaitAsync(remaining, cancellationToken).ConfigureAwait(false))
+            if (remaining <= TimeSpan.Zero || !_signal.Wait(remaining, cancellationToken))
                 return;
         }
     }
