@@ -43,7 +43,7 @@ public unsafe class AttentionBandwidthBenchmarks
     private const int ProbeChunk = 64 * 1024;
 
     private CpuKernels _kernels = null!;
-    private BenchWorkerPool _pool = null!;
+    private KernelPool _pool = null!;
     private KvLayout _layout;
     private float[] _keyCache = null!;
     private float[] _valueCache = null!;
@@ -67,7 +67,8 @@ public unsafe class AttentionBandwidthBenchmarks
         var rng = new Random(1);
         var threads = Environment.ProcessorCount;
         _kernels = new CpuKernels(threads);
-        _pool = new BenchWorkerPool(threads);
+        // The engine's own pool (threads - 1 workers plus the caller), so the probe is threaded exactly like the kernel.
+        _pool = new KernelPool(threads - 1);
         _layout = new KvLayout(BlockSize, KvHeads, HeadDim);
         var blocks = Sequences * BlocksPerSequence;
         _keyCache = Fill(rng, blocks * _layout.BlockStride);
