@@ -191,6 +191,20 @@ internal static class AdapterSupport
         return path;
     }
 
+    // What the in-process runtimes (llamacpp, gollek) refuse in a chat request; runtime names one in messages ("The
+    // llama.cpp adapter").
+    public static void ValidateLocalChat(string provider, string runtime, ChatRequest request)
+    {
+        if (request.Tools.Count > 0)
+            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, provider, $"{runtime} does not support tools.");
+        if (request.ResponseFormat != ResponseFormat.Text)
+            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, provider, $"{runtime} does not support JSON response formats yet.");
+        if (request.Messages.Count == 0)
+            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, provider, "A chat request needs at least one message.");
+        if (request.MaxTokens is < 0)
+            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, provider, "max_tokens must not be negative.");
+    }
+
     // A whole answer from a stream of deltas (the in-process providers' ChatAsync): the text joined, the last finish
     // reason and usage given, one choice, id "{idPrefix}-{guid}".
     public static async Task<ChatResponse> CollectChatAsync(IAsyncEnumerable<ChatDelta> deltas, string provider, string model, string idPrefix)

@@ -124,6 +124,26 @@ internal sealed class LocalModelSet<TModel> : IDisposable
         return list;
     }
 
+    // Healthy while the models directory exists and lists and no loaded model has failed underneath; failure says why
+    // a failed model failed.
+    public ProviderHealth CheckHealth(string modelsDirectory, Func<TModel, string>? failure = null)
+    {
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            if (!Directory.Exists(modelsDirectory))
+                return new ProviderHealth(false, watch.Elapsed, $"The models directory '{modelsDirectory}' does not exist.");
+            ListFiles(modelsDirectory);
+            var failed = Loaded.FirstOrDefault(m => m.Faulted);
+            return failed is null ? new ProviderHealth(true, watch.Elapsed)
+                : new ProviderHealth(false, watch.Elapsed, failure?.Invoke(failed) ?? $"Model '{failed.Name}' failed.");
+        }
+        catch (Exception ex)
+        {
+            return new ProviderHealth(false, watch.Elapsed, ex.Message);
+        }
+    }
+
     public void Dispose()
     {
         foreach (string name in _models.Keys.ToList())

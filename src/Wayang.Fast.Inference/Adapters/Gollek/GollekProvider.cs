@@ -1,7 +1,5 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
-using System.Text;
 using System.Threading.Channels;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Common.Runs;
@@ -173,33 +171,12 @@ public sealed class GollekProvider : IInferenceProvider, IWarmableProvider, IDis
     public Task<IReadOnlyList<ProviderModel>> ListModelsAsync(CancellationToken cancellationToken) =>
         Task.FromResult(_models.ListFiles(_options.ModelsDirectory));
 
-    public async Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken)
-    {
-        var watch = Stopwatch.StartNew();
-        try
-        {
-            if (!Directory.Exists(_options.ModelsDirectory))
-                return new ProviderHealth(false, watch.Elapsed, $"The models directory '{_options.ModelsDirectory}' does not exist.");
-            await ListModelsAsync(cancellationToken).ConfigureAwait(false);
-            var failed = _models.Loaded.FirstOrDefault(m => m.Faulted);
-            return failed is null ? new ProviderHealth(true, watch.Elapsed) : new ProviderHealth(false, watch.Elapsed, failed.StoppedError().Message);
-        }
-        catch (Exception ex)
-        {
-            return new ProviderHealth(false, watch.Elapsed, ex.Message);
-        }
-    }
+    public Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken) =>
+        Task.FromResult(_models.CheckHealth(_options.ModelsDirectory, m => m.StoppedError().Message));
 
     private SamplerOptions Validate(ChatRequest request)
     {
-        if (request.Tools.Count > 0)
-            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "The gollek engine does not support tools.");
-        if (request.ResponseFormat != ResponseFormat.Text)
-            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "The gollek engine does not support JSON response formats yet.");
-        if (request.Messages.Count == 0)
-            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "A chat request needs at least one message.");
-        if (request.MaxTokens is < 0)
-            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "max_tokens must not be negative.");
+        AdapterSupport.ValidateLocalChat(Name, "The gollek engine", request);
         if (request.Temperature is double t && double.IsNaN(t))
             throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "temperature must be a number.");
         if (request.TopP is double p && !(p > 0 && p <= 1))

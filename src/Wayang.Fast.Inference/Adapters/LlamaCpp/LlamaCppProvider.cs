@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Text;
 using LLama.Exceptions;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Inference.Contracts;
@@ -59,7 +57,7 @@ public sealed class LlamaCppProvider : IInferenceProvider, IWarmableProvider, ID
     public async IAsyncEnumerable<ChatDelta> StreamChatAsync(ChatRequest request, string model, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        Validate(request);
+        AdapterSupport.ValidateLocalChat(Name, "The llama.cpp adapter", request);
         var loaded = await _models.GetAsync(model, cancellationToken).ConfigureAwait(false);
         using var sequenceCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var sequence = loaded.Submit(LlamaChatTemplate.Render(request.Messages), request, _options.DefaultMaxTokens, sequenceCancel.Token);
@@ -99,33 +97,8 @@ public sealed class LlamaCppProvider : IInferenceProvider, IWarmableProvider, ID
     public Task<IReadOnlyList<ProviderModel>> ListModelsAsync(CancellationToken cancellationToken) =>
         Task.FromResult(_models.ListFiles(_options.ModelsDirectory));
 
-    public async Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken)
-    {
-        var watch = Stopwatch.StartNew();
-        try
-        {
-            if (!Directory.Exists(_options.ModelsDirectory))
-                return new ProviderHealth(false, watch.Elapsed, $"The models directory '{_options.ModelsDirectory}' does not exist.");
-            await ListModelsAsync(cancellationToken).ConfigureAwait(false);
-            return new ProviderHealth(true, watch.Elapsed);
-        }
-        catch (Exception ex)
-        {
-            return new ProviderHealth(false, watch.Elapsed, ex.Message);
-        }
-    }
-
-    private void Validate(ChatRequest request)
-    {
-        if (request.Tools.Count > 0)
-            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "The llama.cpp adapter does not support tools.");
-        if (request.ResponseFormat != ResponseFormat.Text)
-            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "The llama.cpp adapter does not support JSON response formats yet.");
-        if (request.Messages.Count == 0)
-            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "A chat request needs at least one message.");
-        if (request.MaxTokens is < 0)
-            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "max_tokens must not be negative.");
-    }
+    public Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken) =>
+        Task.FromResult(_models.CheckHealth(_options.ModelsDirectory));
 
     private async Task<LlamaCppModel> LoadModelAsync(string name, string path)
     {
