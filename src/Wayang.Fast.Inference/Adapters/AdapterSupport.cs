@@ -1,8 +1,10 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Net.Http.Headers;
+using System.Text;
 using System.Text.Json;
 using Wayang.Fast.Common.Errors;
+using Wayang.Fast.Inference.Contracts;
 using Wayang.Fast.Inference.Providers;
 using Wayang.Fast.Inference.Providers.Http;
 
@@ -187,6 +189,45 @@ internal static class AdapterSupport
         if (!File.Exists(path))
             throw InferenceErrors.Create(ErrorCode.ModelNotFound, provider, $"Provider '{provider}' has no model '{model}' (no {model}.gguf in its models directory).");
         return path;
+    }
+
+    // What the in-process runtimes (llamacpp, gollek) refuse in a chat request; runtime names one in messages ("The
+    // llama.cpp adapter").
+    public static void ValidateLocalChat(string provider, string runtime, ChatRequest request)
+    {
+        if (request.Tools.Count > 0)
+            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, provider, $"{runtime} does not support tools.");
+        if (request.ResponseFormat != ResponseFormat.Text)
+            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, provider, $"{runtime} does not support JSON response formats yet.");
+        if (request.Messages.Count == 0)
+            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, provider, "A chat request needs at least one message.");
+        if (request.MaxTokens is < 0)
+            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, provider, "max_tokens must not be negative.");
+    }
+
+    // A whole answer from a stream of deltas (the in-process providers' ChatAsync): the text joined, the last finish
+    // reason and usage given, one choice, id "{idPrefix}-{guid}".
+    public static async Task<ChatResponse> CollectChatAsync(IAsyncEnumerable<ChatDelta> deltas, string provider, string model, string idPrefix)
+    {
+        var text = new StringBuilder();
+        FinishReason finish = FinishReason.Unspecified;
+        TokenUsage usage = new();
+        await foreach (var delta in deltas.ConfigureAwait(false))
+        {
+            text.Append(delta.Content);
+            if (delta.FinishReason is FinishReason f)
+                finish = f;
+            if (delta.Usage is not null)
+                usage = delta.Usage;
+        }
+        return new ChatResponse
+        {
+            Id = idPrefix + "-" + Guid.NewGuid().ToString("N"),
+            Provider = provider,
+            Model = model,
+            Choices = [new ChatChoice { Index = 0, Message = ChatMessage.Text(ChatRole.Assistant, text.ToString()), FinishReason = finish }],
+            Usage = usage,
+        };
     }
 
     public static WayangException BadResponse(string provider, string what) =>

@@ -1,4 +1,3 @@
-using System.Text;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Common.Runs;
 using Wayang.Fast.Inference.Adapters.Gollek;
@@ -9,22 +8,18 @@ using Wayang.Fast.Inference.Engine.KvCache;
 using Wayang.Fast.Inference.Models;
 using Wayang.Fast.Inference.Providers;
 using Wayang.Fast.Inference.Tests.Gguf;
+using static Wayang.Fast.Inference.Tests.Adapters.LocalModelTesting;
 
 namespace Wayang.Fast.Inference.Tests.Adapters;
 
 // The gollek provider (issue 8) on the tiny GGUF model, with the llama.cpp adapter on the same file as its oracle.
 public sealed class GollekProviderTests : IDisposable
 {
-    private const string Model = "tiny";
-    // A guard against a hung test, not a timing assertion: every wait here ends on a condition long before this.
-    private static readonly TimeSpan Guard = TimeSpan.FromMinutes(2);
-
-    private readonly TempDirectory _dir = new("gollek");
+    private readonly TempDirectory _dir = ModelsDirectory("gollek");
     private readonly GollekProvider _provider;
 
     public GollekProviderTests()
     {
-        TinyGgufWriter.Write(Path.Combine(_dir.Path, Model + ".gguf"), new TinyGgufOptions { ContextLength = 256 });
         _provider = new GollekProvider(new GollekOptions { Name = "engine", ModelsDirectory = _dir.Path, ContextLength = 128, MaxSequences = 4, Threads = 2 });
     }
 
@@ -32,22 +27,6 @@ public sealed class GollekProviderTests : IDisposable
     {
         _provider.Dispose();
         _dir.Dispose();
-    }
-
-    private static ChatRequest Request(string user, int maxTokens = 12, params string[] stop) => new()
-    {
-        Messages = [ChatMessage.Text(ChatRole.System, "be brief"), ChatMessage.Text(ChatRole.User, user)],
-        MaxTokens = maxTokens,
-        Temperature = 0,
-        Stop = [.. stop],
-    };
-
-    private static async Task<string> StreamTextAsync(IInferenceProvider provider, ChatRequest request, CancellationToken ct = default)
-    {
-        var sb = new StringBuilder();
-        await foreach (var d in provider.StreamChatAsync(request, Model, ct))
-            sb.Append(d.Content);
-        return sb.ToString();
     }
 
     private async Task<string> TextAsync(ChatRequest request) =>

@@ -5,21 +5,17 @@ using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Inference.Adapters.LlamaCpp;
 using Wayang.Fast.Inference.Contracts;
 using Wayang.Fast.Inference.Tests.Gguf;
+using static Wayang.Fast.Inference.Tests.Adapters.LocalModelTesting;
 
 namespace Wayang.Fast.Inference.Tests.Adapters;
 
 public sealed class LlamaCppProviderTests : IDisposable
 {
-    private const string Model = "tiny";
-    // A guard against a hung test, not a timing assertion: every wait here ends on a condition long before this.
-    private static readonly TimeSpan Guard = TimeSpan.FromMinutes(2);
-
-    private readonly TempDirectory _dir = new("llamacpp");
+    private readonly TempDirectory _dir = ModelsDirectory("llamacpp");
     private readonly LlamaCppProvider _provider;
 
     public LlamaCppProviderTests()
     {
-        TinyGgufWriter.Write(Path.Combine(_dir.Path, Model + ".gguf"), new TinyGgufOptions { ContextLength = 256 });
         _provider = new LlamaCppProvider(new LlamaCppOptions { Name = "local", ModelsDirectory = _dir.Path, ContextLength = 128, MaxSequences = 4 });
     }
 
@@ -27,22 +23,6 @@ public sealed class LlamaCppProviderTests : IDisposable
     {
         _provider.Dispose();
         _dir.Dispose();
-    }
-
-    private static ChatRequest Request(string user, int maxTokens = 12, params string[] stop) => new()
-    {
-        Messages = [ChatMessage.Text(ChatRole.System, "be brief"), ChatMessage.Text(ChatRole.User, user)],
-        MaxTokens = maxTokens,
-        Temperature = 0,
-        Stop = [.. stop],
-    };
-
-    private async Task<string> StreamTextAsync(ChatRequest request, CancellationToken ct = default)
-    {
-        var sb = new StringBuilder();
-        await foreach (var d in _provider.StreamChatAsync(request, Model, ct))
-            sb.Append(d.Content);
-        return sb.ToString();
     }
 
     [Fact]
@@ -94,7 +74,7 @@ public sealed class LlamaCppProviderTests : IDisposable
         foreach (string p in prompts)
             alone.Add((await _provider.ChatAsync(Request(p, maxTokens: 16), Model, CancellationToken.None).WaitAsync(Guard)).Choices[0].Message.TextContent());
 
-        var together = await Task.WhenAll(prompts.Select(p => Task.Run(() => StreamTextAsync(Request(p, maxTokens: 16))))).WaitAsync(Guard);
+        var together = await Task.WhenAll(prompts.Select(p => Task.Run(() => StreamTextAsync(_provider, Request(p, maxTokens: 16))))).WaitAsync(Guard);
         Assert.Equal(alone, together);
     }
 
@@ -195,7 +175,7 @@ public sealed class LlamaCppProviderTests : IDisposable
         Assert.Equal(2, deltas);
 
         // Every sequence is free again: as many requests as sequences all finish, with the text they have alone.
-        var after = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => StreamTextAsync(Request("hello")))).WaitAsync(Guard);
+        var after = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => StreamTextAsync(_provider, Request("hello")))).WaitAsync(Guard);
         Assert.All(after, t => Assert.Equal(expected, t));
     }
 
@@ -230,7 +210,7 @@ public sealed class LlamaCppProviderTests : IDisposable
         var stopped = await _provider.ChatAsync(Request("the world", 24, stop), Model, CancellationToken.None).WaitAsync(Guard);
         Assert.Equal(expected, stopped.Choices[0].Message.TextContent());
         Assert.Equal(FinishReason.Stop, stopped.Choices[0].FinishReason);
-        Assert.Equal(expected, await StreamTextAsync(Request("the world", 24, stop)));
+        Assert.Equal(expected, await StreamTextAsync(_provider, Request("the world", 24, stop)));
     }
 
     [Fact]
@@ -256,7 +236,7 @@ public sealed class LlamaCppProviderTests : IDisposable
         var unary = await Assert.ThrowsAsync<WayangException>(() => _provider.ChatAsync(request, Model, CancellationToken.None));
         Assert.Equal(ErrorCode.ContextLengthExceeded, unary.Code);
         Assert.Equal("local", unary.Error.Details["provider"]);
-        var streamed = await Assert.ThrowsAsync<WayangException>(() => StreamTextAsync(request));
+        var streamed = await Assert.ThrowsAsync<WayangException>(() => StreamTextAsync(_provider, request));
         Assert.Equal(ErrorCode.ContextLengthExceeded, streamed.Code);
 
         // The model is fine afterwards.

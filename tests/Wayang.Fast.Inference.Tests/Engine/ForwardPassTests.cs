@@ -4,8 +4,8 @@ using LLama.Common;
 using LLama.Native;
 using Wayang.Fast.Inference.Engine.Gguf;
 using Wayang.Fast.Inference.Engine.Kernels;
-using Wayang.Fast.Inference.Engine.KvCache;
 using Wayang.Fast.Inference.Engine.Model;
+using Wayang.Fast.Inference.Engine.Sampling;
 using Wayang.Fast.Inference.Tests.Gguf;
 using Xunit.Abstractions;
 
@@ -41,7 +41,7 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
         Assert.Equal(DecodeResult.Ok, context.NativeHandle.Decode(batch));
         float[] expected = context.NativeHandle.GetLogitsIth(prompt.Length - 1).ToArray();
 
-        using var engine = Engine.Create(path, numBlocks: 32);
+        using var engine = CreateEngine(path, numBlocks: 32);
         float[] actual = engine.Prefill(1, prompt);
         float error = MaxRelativeError(expected, actual);
         output.WriteLine($"head_count_kv {headCountKv}: prompt of {prompt.Length} tokens, max relative error {error:E2} (floor {Floor})");
@@ -52,7 +52,7 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
         float worst = error;
         for (int step = 0; step < GreedySteps; step++)
         {
-            int a = ArgMax(expected), b = ArgMax(actual);
+            int a = Sampler.Greedy(expected), b = Sampler.Greedy(actual);
             theirs.Add(a);
             ours.Add(b);
             batch.Clear();
@@ -75,10 +75,10 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
         int[] first = [1, 270, 250, 260, 271, 275, 200, 101, 273];
         int[] second = [1, 270, 271, 272];
 
-        using var alone = Engine.Create(path, numBlocks: 32);
+        using var alone = CreateEngine(path, numBlocks: 32);
         alone.Prefill(1, first);
         alone.Prefill(2, second);
-        using var batched = Engine.Create(path, numBlocks: 32);
+        using var batched = CreateEngine(path, numBlocks: 32);
         batched.Prefill(1, first);
         batched.Prefill(2, second);
 
@@ -90,7 +90,7 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
             float[] both = batched.Decode([1, 2], next);
             AssertClose(one, both.AsSpan(0, one.Length));
             AssertClose(two, both.AsSpan(one.Length));
-            next = [ArgMax(one), ArgMax(two)];
+            next = [Sampler.Greedy(one), Sampler.Greedy(two)];
         }
     }
 
@@ -101,9 +101,9 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
         string path = TinyGgufWriter.Write(Path.Combine(dir.Path, "tiny.gguf"), new TinyGgufOptions { HeadCountKv = 2 });
         int[] prompt = [1, 270, 250, 260, 271, 275, 200, 101, 273, 262, 199];
 
-        using var plain = Engine.Create(path, numBlocks: 32, prefixCaching: false);
+        using var plain = CreateEngine(path, numBlocks: 32, prefixCaching: false);
         float[] expected = plain.Prefill(7, prompt);
-        using var shared = Engine.Create(path, numBlocks: 32, prefixCaching: true);
+        using var shared = CreateEngine(path, numBlocks: 32, prefixCaching: true);
         shared.Prefill(1, prompt);
         float[] actual = shared.Prefill(2, prompt);
 
@@ -112,13 +112,13 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
         Assert.Equal(shared.Cache.GetBlockTable(1)[..2].ToArray(), shared.Cache.GetBlockTable(2)[..2].ToArray());
         AssertClose(expected, actual);
 
-        int token = ArgMax(expected);
+        int token = Sampler.Greedy(expected);
         for (int step = 0; step < 6; step++)
         {
             float[] want = plain.Decode([7], [token]);
             float[] got = shared.Decode([2], [token]);
             AssertClose(want, got);
-            token = ArgMax(want);
+            token = Sampler.Greedy(want);
         }
     }
 
@@ -131,14 +131,8 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
         FlashAttention = false,
     };
 
-    private static float MaxRelativeError(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        float max = 0;
-        for (int i = 0; i < expected.Length; i++)
-            max = Math.Max(max, Math.Abs(expected[i] - actual[i]) / Math.Max(Math.Abs(expected[i]), Floor));
-        return max;
-    }
+    private static float MaxRelativeError(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual) =>
+        ForwardPassDriver.MaxRelativeError(expected, actual, Floor);
 
     // Same engine, same weights: only the batch composition differs, which moves no arithmetic between rows.
     private static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
@@ -147,65 +141,13 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
         Assert.True(error <= 1e-5f, $"max relative error {error}");
     }
 
-    private static int ArgMax(ReadOnlySpan<float> values)
+    // Our side: model, forward pass and paged KV cache bookkeeping on CPU kernels of its own.
+    private static ForwardPassDriver CreateEngine(string path, int numBlocks, bool prefixCaching = true)
     {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best])
-                best = i;
-        }
-        return best;
-    }
-
-    // Our side: model, forward pass and paged KV cache bookkeeping, driven as a scheduler would.
-    private sealed class Engine : IDisposable
-    {
-        private readonly CpuKernels _kernels;
-        private readonly LlamaForward _forward;
-
-        private Engine(CpuKernels kernels, LlamaForward forward, PagedKvCache cache)
-        {
-            _kernels = kernels;
-            _forward = forward;
-            Cache = cache;
-        }
-
-        public PagedKvCache Cache { get; }
-
-        public int LastCachedTokens { get; private set; }
-
-        public static Engine Create(string path, int numBlocks, bool prefixCaching = true)
-        {
-            LlamaModel model;
-            using (var file = GgufFile.Open(path))
-                model = LlamaModel.Load(file);
-            var kernels = new CpuKernels(2);
-            var forward = new LlamaForward(model, kernels, numBlocks, BlockSize);
-            var cache = new PagedKvCache(new KvCacheOptions { NumBlocks = numBlocks, BlockSize = BlockSize, EnablePrefixCaching = prefixCaching });
-            return new Engine(kernels, forward, cache);
-        }
-
-        public float[] Prefill(long id, int[] prompt)
-        {
-            var slots = new int[prompt.Length];
-            Assert.True(Cache.TryAddSequence(id, prompt, slots, out int cached));
-            LastCachedTokens = cached;
-            var logits = new float[_forward.VocabSize];
-            _forward.Prefill(Cache, id, prompt.AsSpan(cached), slots.AsSpan(0, prompt.Length - cached), cached, logits);
-            return logits;
-        }
-
-        public float[] Decode(long[] ids, int[] tokens)
-        {
-            var slots = new int[ids.Length];
-            for (int i = 0; i < ids.Length; i++)
-                Assert.True(Cache.TryAppend(ids[i], tokens.AsSpan(i, 1), slots.AsSpan(i, 1)));
-            var logits = new float[ids.Length * _forward.VocabSize];
-            _forward.Decode(Cache, ids, tokens, slots, logits);
-            return logits;
-        }
-
-        public void Dispose() => _kernels.Dispose();
+        LlamaModel model;
+        using (var file = GgufFile.Open(path))
+            model = LlamaModel.Load(file);
+        var kernels = new CpuKernels(2);
+        return new ForwardPassDriver(new LlamaForward(model, kernels, numBlocks, BlockSize), numBlocks, BlockSize, prefixCaching, owned: kernels);
     }
 }

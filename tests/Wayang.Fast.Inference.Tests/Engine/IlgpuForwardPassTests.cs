@@ -48,9 +48,9 @@ public sealed class IlgpuForwardPassTests : IClassFixture<IlgpuKernelsFixture>, 
     public void Prefill_and_batched_decode_with_shared_and_forked_blocks_give_the_cpu_backends_logits()
     {
         long before = _gpu.Memory.AllocatedBytes;
-        var cpu = new Side(new LlamaForward(_model, _cpu, 32, BlockSize), 32);
+        using var cpu = new ForwardPassDriver(new LlamaForward(_model, _cpu, 32, BlockSize), 32, BlockSize);
         using var forward = new LlamaForward<ArrayView<float>>(_model, _gpu, _gpu.Memory, 32, BlockSize);
-        var gpu = new Side(forward, 32);
+        using var gpu = new ForwardPassDriver(forward, 32, BlockSize);
         Assert.True(_gpu.Memory.AllocatedBytes > before, "weights, K/V and activations live on the accelerator");
 
         int[] first = [1, 270, 250, 260, 271, 275, 200, 101, 273, 262, 199];
@@ -77,7 +77,7 @@ public sealed class IlgpuForwardPassTests : IClassFixture<IlgpuKernelsFixture>, 
             float[] expected = cpu.Decode(ids, next);
             float[] actual = gpu.Decode(ids, next);
             worst = Math.Max(worst, AssertClose(expected, actual));
-            next = [.. ids.Select((_, i) => ArgMax(expected.AsSpan(i * _model.Parameters.VocabSize, _model.Parameters.VocabSize)))];
+            next = [.. ids.Select((_, i) => Sampler.Greedy(expected.AsSpan(i * _model.Parameters.VocabSize, _model.Parameters.VocabSize)))];
         }
         Assert.True(cpu.Cache.GetBlockTable(1)[^1] != cpu.Cache.GetBlockTable(4)[^1], "the fork's last block was copied");
         _output.WriteLine($"max relative error {worst:E2} (floor {Floor})");
@@ -87,7 +87,7 @@ public sealed class IlgpuForwardPassTests : IClassFixture<IlgpuKernelsFixture>, 
     public void Disposing_the_forward_pass_frees_its_device_buffers()
     {
         long before = _gpu.Memory.AllocatedBytes;
-        var side = new Side(new LlamaForward<ArrayView<float>>(_model, _gpu, _gpu.Memory, 8, BlockSize), 8);
+        using var side = new ForwardPassDriver(new LlamaForward<ArrayView<float>>(_model, _gpu, _gpu.Memory, 8, BlockSize), 8, BlockSize);
         side.Prefill(1, [1, 270, 250]);
         ((IDisposable)side.Forward).Dispose();
         Assert.Equal(before, _gpu.Memory.AllocatedBytes);
@@ -127,52 +127,8 @@ public sealed class IlgpuForwardPassTests : IClassFixture<IlgpuKernelsFixture>, 
 
     private static float AssertClose(float[] expected, float[] actual)
     {
-        Assert.Equal(expected.Length, actual.Length);
-        float max = 0;
-        for (int i = 0; i < expected.Length; i++)
-            max = Math.Max(max, Math.Abs(expected[i] - actual[i]) / Math.Max(Math.Abs(expected[i]), Floor));
+        float max = ForwardPassDriver.MaxRelativeError(expected, actual, Floor);
         Assert.True(max <= Tolerance, $"max relative error {max} over {Tolerance}");
         return max;
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-        {
-            if (values[i] > values[best])
-                best = i;
-        }
-        return best;
-    }
-
-    // One backend's forward pass and its own cache bookkeeping, driven as a scheduler would (ForwardPassTests' Engine).
-    private sealed class Side(IForwardPass forward, int numBlocks)
-    {
-        public IForwardPass Forward { get; } = forward;
-
-        public PagedKvCache Cache { get; } = new(new KvCacheOptions { NumBlocks = numBlocks, BlockSize = BlockSize, EnablePrefixCaching = true });
-
-        public int LastCachedTokens { get; private set; }
-
-        public float[] Prefill(long id, int[] prompt)
-        {
-            var slots = new int[prompt.Length];
-            Assert.True(Cache.TryAddSequence(id, prompt, slots, out int cached));
-            LastCachedTokens = cached;
-            var logits = new float[Forward.VocabSize];
-            Forward.Prefill(Cache, id, prompt.AsSpan(cached), slots.AsSpan(0, prompt.Length - cached), cached, logits);
-            return logits;
-        }
-
-        public float[] Decode(long[] ids, int[] tokens)
-        {
-            var slots = new int[ids.Length];
-            for (int i = 0; i < ids.Length; i++)
-                Assert.True(Cache.TryAppend(ids[i], tokens.AsSpan(i, 1), slots.AsSpan(i, 1)));
-            var logits = new float[ids.Length * Forward.VocabSize];
-            Forward.Decode(Cache, ids, tokens, slots, logits);
-            return logits;
-        }
     }
 }

@@ -14,7 +14,7 @@ namespace Wayang.Fast.Inference.Adapters.Gollek;
 // One loaded GGUF model on our own engine: f32 weights, the forward pass with its K/V buffers, the paged KV cache's
 // bookkeeping, the batching scheduler and the step loop that drives it. Callers submit token prompts and read sampled
 // ids; everything about text (template, tokenizer, stop strings) stays on the caller's side, off the step loop.
-internal sealed class GollekModel : IDisposable
+internal sealed class GollekModel : ILocalModel
 {
     private const int DefaultCacheTokensPerSequence = 4096;
 

@@ -1,8 +1,5 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
-using System.Text;
 using System.Threading.Channels;
 using Wayang.Fast.Common.Errors;
 using Wayang.Fast.Common.Runs;
@@ -24,54 +21,34 @@ public sealed class GollekProvider : IInferenceProvider, IWarmableProvider, IDis
     public const string KindName = "gollek";
 
     private readonly GollekOptions _options;
-    private readonly ConcurrentDictionary<string, Lazy<Task<GollekModel>>> _models = new(StringComparer.Ordinal);
+    private readonly LocalModelSet<GollekModel> _models;
 
     public GollekProvider(GollekOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
+        _models = new LocalModelSet<GollekModel>(model => AdapterSupport.GgufModelPath(Name, _options.ModelsDirectory, model), LoadModelAsync);
     }
 
     public string Name => _options.Name;
     public string Kind => KindName;
     public ProviderCapabilities Capabilities => ProviderCapabilities.Chat | ProviderCapabilities.Streaming | ProviderCapabilities.Local;
 
-    public bool IsLoaded(string model) => TryGetLoaded(model, out _);
+    public bool IsLoaded(string model) => _models.IsLoaded(model);
 
     // The loaded models with the bytes they hold (weights and KV buffers), for the gateway's memory accounting.
-    public IReadOnlyList<ProviderModel> LoadedModels =>
-    [
-        .. Loaded().Select(m => new ProviderModel(m.Name, m.SizeBytes, m.ContextLength, Loaded: true)).OrderBy(m => m.Name, StringComparer.Ordinal),
-    ];
+    public IReadOnlyList<ProviderModel> LoadedModels => _models.LoadedModels;
 
     // Scheduler and KV cache metrics of every loaded model.
-    public IReadOnlyList<GollekModelMetrics> GetMetrics() => [.. Loaded().Select(m => m.GetMetrics()).OrderBy(m => m.Model, StringComparer.Ordinal)];
+    public IReadOnlyList<GollekModelMetrics> GetMetrics() => [.. _models.Loaded.Select(m => m.GetMetrics()).OrderBy(m => m.Model, StringComparer.Ordinal)];
 
     public async Task LoadAsync(string model, CancellationToken cancellationToken) =>
-        await GetModelAsync(model, cancellationToken).ConfigureAwait(false);
+        await _models.GetAsync(model, cancellationToken).ConfigureAwait(false);
 
     // Stops the model's step loop and frees it. Requests still running on it fail with PROVIDER_UNAVAILABLE.
-    public bool Unload(string model)
-    {
-        if (!_models.TryRemove(model, out var lazy) || !lazy.IsValueCreated)
-            return false;
-        if (lazy.Value.IsCompletedSuccessfully)
-        {
-            lazy.Value.Result.Dispose();
-            return true;
-        }
-        // Still loading: whoever awaits the load gets the model; it is disposed when the load ends.
-        _ = lazy.Value.ContinueWith(t => t.Result.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
-        return true;
-    }
+    public bool Unload(string model) => _models.Unload(model);
 
-    async Task<ModelLoadResult> IWarmableProvider.LoadModelAsync(string model, CancellationToken cancellationToken)
-    {
-        bool was = IsLoaded(model);
-        long start = Stopwatch.GetTimestamp();
-        var loaded = await GetModelAsync(model, cancellationToken).ConfigureAwait(false);
-        return new ModelLoadResult(loaded.SizeBytes, was ? TimeSpan.Zero : Stopwatch.GetElapsedTime(start), was);
-    }
+    Task<ModelLoadResult> IWarmableProvider.LoadModelAsync(string model, CancellationToken cancellationToken) => _models.WarmAsync(model, cancellationToken);
 
     Task IWarmableProvider.UnloadModelAsync(string model, CancellationToken cancellationToken)
     {
@@ -81,34 +58,14 @@ public sealed class GollekProvider : IInferenceProvider, IWarmableProvider, IDis
 
     Task<IReadOnlyList<ProviderModel>> IWarmableProvider.ListLoadedModelsAsync(CancellationToken cancellationToken) => Task.FromResult(LoadedModels);
 
-    public async Task<ChatResponse> ChatAsync(ChatRequest request, string model, CancellationToken cancellationToken)
-    {
-        var text = new StringBuilder();
-        FinishReason finish = FinishReason.Unspecified;
-        TokenUsage usage = new();
-        await foreach (var delta in StreamChatAsync(request, model, cancellationToken).ConfigureAwait(false))
-        {
-            text.Append(delta.Content);
-            if (delta.FinishReason is FinishReason f)
-                finish = f;
-            if (delta.Usage is not null)
-                usage = delta.Usage;
-        }
-        return new ChatResponse
-        {
-            Id = "gollek-" + Guid.NewGuid().ToString("N"),
-            Provider = Name,
-            Model = model,
-            Choices = [new ChatChoice { Index = 0, Message = ChatMessage.Text(ChatRole.Assistant, text.ToString()), FinishReason = finish }],
-            Usage = usage,
-        };
-    }
+    public Task<ChatResponse> ChatAsync(ChatRequest request, string model, CancellationToken cancellationToken) =>
+        AdapterSupport.CollectChatAsync(StreamChatAsync(request, model, cancellationToken), Name, model, "gollek");
 
     public async IAsyncEnumerable<ChatDelta> StreamChatAsync(ChatRequest request, string model, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         var sampler = Validate(request);
-        var loaded = await GetModelAsync(model, cancellationToken).ConfigureAwait(false);
+        var loaded = await _models.GetAsync(model, cancellationToken).ConfigureAwait(false);
         var prompt = loaded.Tokenizer.Encode(LlamaChatTemplate.Render(request.Messages));
         int maxTokens = MaxTokens(loaded, prompt.Length, request.MaxTokens);
 
@@ -211,48 +168,15 @@ public sealed class GollekProvider : IInferenceProvider, IWarmableProvider, IDis
         Task.FromException<EmbeddingResponse>(InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name,
             $"Provider '{Name}' (gollek) does not offer embeddings yet; configure an embeddings model on another provider."));
 
-    public Task<IReadOnlyList<ProviderModel>> ListModelsAsync(CancellationToken cancellationToken)
-    {
-        if (!Directory.Exists(_options.ModelsDirectory))
-            return Task.FromResult<IReadOnlyList<ProviderModel>>([]);
-        var list = new List<ProviderModel>();
-        foreach (string file in Directory.EnumerateFiles(_options.ModelsDirectory, "*.gguf"))
-        {
-            string name = Path.GetFileNameWithoutExtension(file);
-            var loaded = TryGetLoaded(name, out var m) ? m : null;
-            list.Add(new ProviderModel(name, new FileInfo(file).Length, loaded?.ContextLength, loaded is not null));
-        }
-        list.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
-        return Task.FromResult<IReadOnlyList<ProviderModel>>(list);
-    }
+    public Task<IReadOnlyList<ProviderModel>> ListModelsAsync(CancellationToken cancellationToken) =>
+        Task.FromResult(_models.ListFiles(_options.ModelsDirectory));
 
-    public async Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken)
-    {
-        var watch = Stopwatch.StartNew();
-        try
-        {
-            if (!Directory.Exists(_options.ModelsDirectory))
-                return new ProviderHealth(false, watch.Elapsed, $"The models directory '{_options.ModelsDirectory}' does not exist.");
-            await ListModelsAsync(cancellationToken).ConfigureAwait(false);
-            var failed = Loaded().FirstOrDefault(m => m.Faulted);
-            return failed is null ? new ProviderHealth(true, watch.Elapsed) : new ProviderHealth(false, watch.Elapsed, failed.StoppedError().Message);
-        }
-        catch (Exception ex)
-        {
-            return new ProviderHealth(false, watch.Elapsed, ex.Message);
-        }
-    }
+    public Task<ProviderHealth> CheckHealthAsync(CancellationToken cancellationToken) =>
+        Task.FromResult(_models.CheckHealth(_options.ModelsDirectory, m => m.StoppedError().Message));
 
     private SamplerOptions Validate(ChatRequest request)
     {
-        if (request.Tools.Count > 0)
-            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "The gollek engine does not support tools.");
-        if (request.ResponseFormat != ResponseFormat.Text)
-            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "The gollek engine does not support JSON response formats yet.");
-        if (request.Messages.Count == 0)
-            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "A chat request needs at least one message.");
-        if (request.MaxTokens is < 0)
-            throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "max_tokens must not be negative.");
+        AdapterSupport.ValidateLocalChat(Name, "The gollek engine", request);
         if (request.Temperature is double t && double.IsNaN(t))
             throw InferenceErrors.Create(ErrorCode.InferenceRequestInvalid, Name, "temperature must be a number.");
         if (request.TopP is double p && !(p > 0 && p <= 1))
@@ -264,46 +188,6 @@ public sealed class GollekProvider : IInferenceProvider, IWarmableProvider, IDis
             TopP = request.TopP is double topP ? (float)topP : 1f,
             Seed = request.Seed is long seed ? unchecked((ulong)seed) : null,
         };
-    }
-
-    private IEnumerable<GollekModel> Loaded() =>
-        _models.Values.Where(l => l.IsValueCreated && l.Value.IsCompletedSuccessfully).Select(l => l.Value.Result);
-
-    private bool TryGetLoaded(string model, out GollekModel loaded)
-    {
-        if (_models.TryGetValue(model, out var lazy) && lazy.IsValueCreated && lazy.Value.IsCompletedSuccessfully)
-        {
-            loaded = lazy.Value.Result;
-            return true;
-        }
-        loaded = null!;
-        return false;
-    }
-
-    private async Task<GollekModel> GetModelAsync(string model, CancellationToken cancellationToken)
-    {
-        string path = AdapterSupport.GgufModelPath(Name, _options.ModelsDirectory, model);
-        while (true)
-        {
-            var lazy = _models.GetOrAdd(model, name => new Lazy<Task<GollekModel>>(() => LoadModelAsync(name, path)));
-            GollekModel loaded;
-            try
-            {
-                // The load itself is not cancelled by one waiter's token: other requests may wait on the same load.
-                loaded = await lazy.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception) when (lazy.Value.IsFaulted)
-            {
-                // A failed load is not cached: the next request tries again (the file may have been replaced).
-                _models.TryRemove(new KeyValuePair<string, Lazy<Task<GollekModel>>>(model, lazy));
-                throw;
-            }
-            if (!loaded.Faulted)
-                return loaded;
-            // Its step loop failed: the model is dropped and loaded afresh rather than failing every request.
-            if (_models.TryRemove(new KeyValuePair<string, Lazy<Task<GollekModel>>>(model, lazy)))
-                loaded.Dispose();
-        }
     }
 
     private Task<GollekModel> LoadModelAsync(string name, string path) =>
@@ -320,9 +204,5 @@ public sealed class GollekProvider : IInferenceProvider, IWarmableProvider, IDis
             }
         });
 
-    public void Dispose()
-    {
-        foreach (string name in _models.Keys.ToList())
-            Unload(name);
-    }
+    public void Dispose() => _models.Dispose();
 }

@@ -14,7 +14,7 @@ namespace Wayang.Fast.Inference.Adapters.LlamaCpp;
 // thread. Every step the thread builds one batch with the next token of each generating sequence and chunks of waiting
 // prompts, calls llama_decode once and samples each sequence from its own logits, so concurrent requests share the
 // matrix work instead of queueing. A sequence's KV cells are removed when it finishes, fails or is cancelled.
-internal sealed class LlamaCppModel : IDisposable
+internal sealed class LlamaCppModel : ILocalModel
 {
     private readonly string _provider;
     private readonly LLamaWeights _weights;
@@ -53,6 +53,8 @@ internal sealed class LlamaCppModel : IDisposable
     // Tokens one sequence may hold: prompt plus completion.
     public int ContextLength { get; }
     public long SizeBytes => (long)_weights.SizeInBytes;
+    // A decode step that fails fails its requests, never the model: it is not reloaded.
+    public bool Faulted => false;
     // The most sequences one llama_decode call carried: tests check that concurrent requests share batches.
     internal int PeakSequencesPerBatch { get; private set; }
 
