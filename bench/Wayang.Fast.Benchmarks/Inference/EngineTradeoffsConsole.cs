@@ -83,7 +83,7 @@ public static class EngineTradeoffsConsole
             Console.WriteLine(Inv($"| {budget} | {r.GapBeforeP50:F1} | {r.WorstGapDuring:F0} | {r.LongestStep:F0} | {r.LongTtft:F0} | {r.PrefillSteps} |"));
         }
         Console.WriteLine();
-        Console.WriteLine("A prompt longer than the budget left after the decodes is prefilled in chunks, one per step: a small budget keeps every step (so the running requests' worst gap) short but spreads the prompt over more steps, each re-reading the weights, so its first token comes later; 2048 prefills it in one long step that stalls everyone.");
+        Console.WriteLine("A prompt longer than the budget left after the decodes is prefilled in chunks, one per step: a small budget keeps every step (so the running requests' worst gap) short by spreading the prompt over more steps, each re-reading the weights, which can delay its first token (by little where the prefill is compute-bound, as on a few CPU cores); 2048 prefills it in one long step that stalls everyone.");
         Console.WriteLine();
 
         var waitGenerated = Math.Min(generated, 16);
