@@ -10,6 +10,8 @@ switch (args.FirstOrDefault())
 {
     case "engine-throughput":
         return EngineThroughputConsole.Run(args[1..]);
+    case "engine-tradeoffs":
+        return EngineTradeoffsConsole.Run(args[1..]);
     default:
         var config = ManualConfig.Create(DefaultConfig.Instance).WithBuildTimeout(TimeSpan.FromMinutes(15));
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args, config);
