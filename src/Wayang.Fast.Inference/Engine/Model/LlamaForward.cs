@@ -196,15 +196,19 @@ public class LlamaForward<TBuffer> : IForwardPass, IDisposable
             throw new ArgumentException("The KV cache's block count or size differs from the forward pass's buffers.", nameof(cache));
     }
 
+    // Activations are rebuilt only when a step has more rows than any before; the block-table array, which also grows
+    // with the longest sequence (a block more every BlockSize decode steps), grows on its own and by doubling, so
+    // steady decoding allocates nothing.
     private Scratch Prepare(int tokens, int maxBlocks)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_scratch is null || _scratch.Tokens < tokens || _scratch.MaxBlocks < maxBlocks)
+        if (_scratch is null || _scratch.Tokens < tokens)
         {
-            var grown = new Scratch(Math.Max(tokens, _scratch?.Tokens ?? 0), Math.Max(maxBlocks, _scratch?.MaxBlocks ?? 0), _model.Parameters, _memory);
+            var grown = new Scratch(Math.Max(tokens, _scratch?.Tokens ?? 0), _model.Parameters, _memory);
             _scratch?.Free(_memory);
             _scratch = grown;
         }
+        _scratch.EnsureTables((long)tokens * maxBlocks);
         return _scratch;
     }
 
@@ -321,10 +325,9 @@ public class LlamaForward<TBuffer> : IForwardPass, IDisposable
     // Activations for up to Tokens query tokens (device buffers) and the step's host-side ints; grown, never shrunk.
     private sealed class Scratch
     {
-        public Scratch(int tokens, int maxBlocks, Gguf.LlamaHyperParameters p, IDeviceMemory<TBuffer> memory)
+        public Scratch(int tokens, Gguf.LlamaHyperParameters p, IDeviceMemory<TBuffer> memory)
         {
             Tokens = tokens;
-            MaxBlocks = maxBlocks;
             long embd = p.EmbeddingLength, qDim = p.HeadCount * p.HeadDim, kvDim = p.HeadCountKv * p.HeadDim, ff = p.FeedForwardLength, vocab = p.VocabSize;
             var buffers = new List<TBuffer>();
             TBuffer Allocate(long length)
@@ -354,11 +357,9 @@ public class LlamaForward<TBuffer> : IForwardPass, IDisposable
             Positions = new int[tokens];
             Lengths = new int[tokens];
             LogitRows = new int[tokens];
-            Tables = new int[tokens * maxBlocks];
         }
 
         public int Tokens { get; }
-        public int MaxBlocks { get; }
         public TBuffer X { get; }
         public TBuffer Xb { get; }
         public TBuffer Q { get; }
@@ -371,7 +372,14 @@ public class LlamaForward<TBuffer> : IForwardPass, IDisposable
         public int[] Positions { get; }
         public int[] Lengths { get; }
         public int[] LogitRows { get; }
-        public int[] Tables { get; }
+        // Padded block tables of the step's rows, [rows x maxBlocks] for the step's maxBlocks.
+        public int[] Tables { get; private set; } = [];
+
+        public void EnsureTables(long length)
+        {
+            if (Tables.Length < length)
+                Tables = new int[Math.Max(length, 2L * Tables.Length)];
+        }
 
         public void Free(IDeviceMemory<TBuffer> memory)
         {

@@ -420,8 +420,15 @@ public sealed class BatchScheduler
 
         public ChannelWriter<int> Writer { get; } = writer;
 
-        // Prompt then generated tokens.
-        public List<int> Tokens { get; } = [.. request.PromptTokens];
+        // Prompt then generated tokens; sized once for both, so appending a sampled token never grows the list.
+        public List<int> Tokens { get; } = WithRoom(request.PromptTokens, request.MaxTokens);
+
+        private static List<int> WithRoom(IReadOnlyList<int> prompt, int generated)
+        {
+            var tokens = new List<int>(prompt.Count + generated);
+            tokens.AddRange(prompt);
+            return tokens;
+        }
 
         // Leading tokens whose K/V is in the cache (cached prefix included); the rest are still to be fed.
         public int Computed { get; set; }
