@@ -103,7 +103,7 @@ public static class EngineTradeoffsConsole
             Console.WriteLine(Inv($"| {waitMs:F0} | {admitted} | {prefills} | {ttft50:F1} | {ttft99:F1} | {tps:F1} | {steps:F0} |"));
         }
         Console.WriteLine();
-        Console.WriteLine("Zero starts the first step on the first arrival, so the rest of the burst waits for that step and joins the next (a lone request's lowest latency); waiting lets the burst be admitted and prefilled together (stops early once MaxSequences are queued), trading up to MaxBatchWait of first-request latency for fewer steps. The wait sleeps on SemaphoreSlim.WaitAsync(TimeSpan), which truncates to whole milliseconds, so a wait with under 1 ms left ends at once: the hold can end up to 1 ms early (2 ms holds about 1 to 2 ms).");
+        Console.WriteLine("Zero starts the first step on the first arrival, so the rest of the burst waits for that step and joins the next (a lone request's lowest latency); waiting lets the burst be admitted and prefilled together (stops early once MaxSequences are queued), trading up to MaxBatchWait of first-request latency for fewer steps. The wait sleeps on SemaphoreSlim.Wait(TimeSpan), which truncates to whole milliseconds, so a wait with under 1 ms left ends at once: the hold can end up to 1 ms early (2 ms holds about 1 to 2 ms).");
         Console.WriteLine();
         Console.WriteLine($"total: {setup.Elapsed.TotalSeconds:F0} s");
         return 0;

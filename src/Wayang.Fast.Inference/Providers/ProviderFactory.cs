@@ -30,6 +30,9 @@ public sealed class ProviderConfig
     public int ContextLength { get; set; }
     public int MaxSequences { get; set; } = 4;
     public int Threads { get; set; }
+    // gollek: tokens per scheduler step (0: 2048 or the context) and the hold of the first step after idle.
+    public int MaxBatchedTokens { get; set; }
+    public double MaxBatchWaitMilliseconds { get; set; }
     // gollek: where the forward pass runs, "cpu" (default), "cuda" or "ilgpu-cpu" (see GollekOptions.Backend).
     public string? Backend { get; set; }
 }
@@ -56,12 +59,17 @@ public static class ProviderFactory
             case "gollek":
                 if (string.IsNullOrWhiteSpace(config.ModelsDirectory))
                     throw new ArgumentException($"Provider '{config.Name}' (gollek) needs a ModelsDirectory.", nameof(config));
+                if (config.MaxBatchedTokens < 0 || (config.MaxBatchedTokens > 0 && config.MaxBatchedTokens < config.MaxSequences))
+                    throw new ArgumentException($"Provider '{config.Name}' (gollek) has MaxBatchedTokens {config.MaxBatchedTokens}; it must be 0 (the default) or at least MaxSequences ({config.MaxSequences}), so every decode fits a step.", nameof(config));
+                if (config.MaxBatchWaitMilliseconds is < 0 or > 60_000 || double.IsNaN(config.MaxBatchWaitMilliseconds))
+                    throw new ArgumentException($"Provider '{config.Name}' (gollek) has MaxBatchWaitMilliseconds {config.MaxBatchWaitMilliseconds}; it must be between 0 and 60000.", nameof(config));
                 var backend = GollekBackends.Normalize(config.Backend)
                     ?? throw new ArgumentException($"Provider '{config.Name}' (gollek) has backend '{config.Backend}'; known backends: {string.Join(", ", GollekBackends.All)}.", nameof(config));
                 return new GollekProvider(new GollekOptions
                 {
                     Name = config.Name, ModelsDirectory = config.ModelsDirectory, ContextLength = config.ContextLength, MaxSequences = config.MaxSequences, Threads = config.Threads,
-                    DefaultMaxTokens = config.DefaultMaxTokens, Backend = backend,
+                    DefaultMaxTokens = config.DefaultMaxTokens, Backend = backend, MaxBatchedTokens = config.MaxBatchedTokens,
+                    MaxBatchWait = TimeSpan.FromMilliseconds(config.MaxBatchWaitMilliseconds),
                 });
             case "ollama":
                 return new OllamaProvider(Http(config), config.KeepAliveSeconds is double s ? TimeSpan.FromSeconds(s) : null);

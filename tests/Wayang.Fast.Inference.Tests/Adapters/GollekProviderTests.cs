@@ -300,6 +300,38 @@ public sealed class GollekProviderTests : IDisposable
             Name = "engine", Kind = "gollek", ModelsDirectory = _dir.Path, Backend = "opencl",
         }));
         Assert.Contains("opencl", backend.Message, StringComparison.Ordinal);
+        var budget = Assert.Throws<ArgumentException>(() => ProviderFactory.Create(new ProviderConfig
+        {
+            Name = "engine", Kind = "gollek", ModelsDirectory = _dir.Path, MaxSequences = 8, MaxBatchedTokens = 4,
+        }));
+        Assert.Contains("MaxBatchedTokens", budget.Message, StringComparison.Ordinal);
+        var wait = Assert.Throws<ArgumentException>(() => ProviderFactory.Create(new ProviderConfig
+        {
+            Name = "engine", Kind = "gollek", ModelsDirectory = _dir.Path, MaxBatchWaitMilliseconds = -1,
+        }));
+        Assert.Contains("MaxBatchWaitMilliseconds", wait.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_scheduler_options_from_configuration_reach_the_models_scheduler()
+    {
+        using var waiting = Assert.IsType<GollekProvider>(ProviderFactory.Create(new ProviderConfig
+        {
+            Name = "engine", Kind = "gollek", ModelsDirectory = _dir.Path, ContextLength = 64, MaxSequences = 2, Threads = 1,
+            MaxBatchedTokens = 8, MaxBatchWaitMilliseconds = 1,
+        }));
+        var request = Request("tell the world hello", maxTokens: 4);
+
+        var reply = await waiting.ChatAsync(request, Model, CancellationToken.None).WaitAsync(Guard);
+        var unchunked = await _provider.ChatAsync(request, Model, CancellationToken.None).WaitAsync(Guard);
+
+        // The wait held the first step after idle (counted); the default provider never waits.
+        Assert.Equal(1, Assert.Single(waiting.GetMetrics()).Scheduler.BatchWaits);
+        Assert.Equal(0, Assert.Single(_provider.GetMetrics()).Scheduler.BatchWaits);
+        // A prompt longer than the 8-token budget is prefilled in chunks, and greedy decoding gives what it gives whole.
+        Assert.True(reply.Usage.PromptTokens > 8, $"prompt of {reply.Usage.PromptTokens} tokens");
+        Assert.NotEmpty(reply.Choices[0].Message.TextContent());
+        Assert.Equal(unchunked.Choices[0].Message.TextContent(), reply.Choices[0].Message.TextContent());
     }
 
     [Fact]

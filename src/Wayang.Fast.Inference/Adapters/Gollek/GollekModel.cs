@@ -17,6 +17,7 @@ namespace Wayang.Fast.Inference.Adapters.Gollek;
 internal sealed class GollekModel : ILocalModel
 {
     private const int DefaultCacheTokensPerSequence = 4096;
+    private const int DefaultBatchedTokens = 2048;
 
     private readonly string _provider;
     private readonly GollekBackend _backend;
@@ -39,7 +40,9 @@ internal sealed class GollekModel : ILocalModel
         MaxSequences = Math.Max(1, options.MaxSequences);
         _scheduler = new BatchScheduler(forward, _cache, new SchedulerOptions
         {
-            MaxBatchedTokens = options.MaxBatchedTokens > 0 ? options.MaxBatchedTokens : contextLength,
+            // Prompts are prefilled in chunks, so the budget bounds a step's length, not what can be admitted.
+            MaxBatchedTokens = options.MaxBatchedTokens > 0 ? options.MaxBatchedTokens : Math.Max(MaxSequences, Math.Min(DefaultBatchedTokens, contextLength)),
+            MaxBatchWait = options.MaxBatchWait,
             MaxSequences = MaxSequences,
             EosTokenId = tokenizer.EosId,
         });

@@ -16,9 +16,13 @@ public sealed class GollekOptions
     public int KvCacheBlockSize { get; set; } = 16;
     // Requests holding KV blocks and decoding together; more wait in the scheduler's queue by priority.
     public int MaxSequences { get; set; } = 4;
-    // Tokens one scheduler step may run (decodes plus admitted prompts). 0: the context length, so that any request
-    // that fits the context can be admitted whatever the scheduler's prefill policy.
+    // Tokens one scheduler step may run (decodes plus prompt chunks; longer prompts are prefilled over several steps):
+    // smaller keeps running streams' gaps short while a long prompt is prefilled, larger prefills it in fewer steps.
+    // 0: 2048, or the context length if shorter (never below MaxSequences). bench/RESULTS.md measures the trade-off.
     public int MaxBatchedTokens { get; set; }
+    // After idle, how long the first step waits for more requests (a burst is then prefilled together); 0: start at
+    // once, the lowest latency for a lone request.
+    public TimeSpan MaxBatchWait { get; set; }
     // CPU kernel threads of one model; 0: one per processor.
     public int Threads { get; set; }
     // Where the forward pass runs (see GollekBackends): "cpu" (the SIMD CpuKernels), "cuda" (the ILGPU kernels on the first CUDA
