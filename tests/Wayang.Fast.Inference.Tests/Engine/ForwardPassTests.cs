@@ -122,6 +122,38 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void The_paged_path_over_scattered_blocks_gives_the_logits_of_a_contiguous_cache()
+    {
+        using var dir = new TempDirectory("forward");
+        string path = TinyGgufWriter.Write(Path.Combine(dir.Path, "tiny.gguf"), new TinyGgufOptions { HeadCountKv = 2 });
+        int[] prompt = [1, 270, 250, 260, 271, 275, 200, 101, 273, 262, 199, 30, 41];
+
+        // Contiguous: one block holds the whole sequence, so its K/V is one run in slot order.
+        using var contiguous = CreateEngine(path, numBlocks: 2, prefixCaching: false, blockSize: 64);
+        float[] expected = contiguous.Prefill(1, prompt);
+        // Paged: 4-token blocks handed out between other sequences' blocks, some of them freed again, so the
+        // sequence's blocks are scattered and out of order in the cache.
+        using var paged = CreateEngine(path, numBlocks: 40, prefixCaching: false);
+        paged.Prefill(10, [1, 5, 6, 7, 8, 9, 10, 11, 12]);
+        paged.Prefill(11, [1, 20, 21, 22, 23]);
+        paged.Cache.Free(10);
+        paged.Prefill(12, [1, 30, 31]);
+        float[] actual = paged.Prefill(1, prompt);
+        var table = paged.Cache.GetBlockTable(1).ToArray();
+        Assert.False(table.Zip(table.Skip(1)).All(p => p.Second == p.First + 1), $"blocks {string.Join(',', table)} are in order");
+        AssertClose(expected, actual);
+
+        int token = Sampler.Greedy(expected);
+        for (int step = 0; step < 8; step++)
+        {
+            float[] want = contiguous.Decode([1], [token]);
+            float[] got = paged.Decode([1], [token]);
+            AssertClose(want, got);
+            token = Sampler.Greedy(want);
+        }
+    }
+
     private static ModelParams Parameters(string path) => new(path)
     {
         ContextSize = 128,
@@ -142,12 +174,12 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
     }
 
     // Our side: model, forward pass and paged KV cache bookkeeping on CPU kernels of its own.
-    private static ForwardPassDriver CreateEngine(string path, int numBlocks, bool prefixCaching = true)
+    private static ForwardPassDriver CreateEngine(string path, int numBlocks, bool prefixCaching = true, int blockSize = BlockSize)
     {
         LlamaModel model;
         using (var file = GgufFile.Open(path))
             model = LlamaModel.Load(file);
         var kernels = new CpuKernels(2);
-        return new ForwardPassDriver(new LlamaForward(model, kernels, numBlocks, BlockSize), numBlocks, BlockSize, prefixCaching, owned: kernels);
+        return new ForwardPassDriver(new LlamaForward(model, kernels, numBlocks, blockSize), numBlocks, blockSize, prefixCaching, owned: kernels);
     }
 }
