@@ -55,6 +55,7 @@ public unsafe class AttentionBandwidthBenchmarks
     private int[] _orderedTables = null!;
     private int[] _lengths = null!;
     private float[] _probeSums = null!;
+    private float[] _islandSums = null!;
 
     [Params(32, 8)]
     public int KvHeads { get; set; }
@@ -80,6 +81,7 @@ public unsafe class AttentionBandwidthBenchmarks
         rng.Shuffle(_shuffledTables);
         _lengths = [.. Enumerable.Repeat(Tokens, Sequences)];
         _probeSums = new float[2 * ((_keyCache.Length + ProbeChunk - 1) / ProbeChunk)];
+        _islandSums = new float[Sequences * KvHeads];
 
         // The contiguous copy of the same tokens: sequence s's token t of head h, gathered through the in-order table.
         _contiguousKeys = new float[_keyCache.Length];
@@ -145,6 +147,62 @@ public unsafe class AttentionBandwidthBenchmarks
         return total;
     }
 
+    // The kernel's access pattern without its arithmetic: each (sequence, KV head) item sums its K run then its V run of
+    // every block in the shuffled table's order, the same items on the same pool. What this reaches is the most the
+    // paged layout's scattered 8-32 KB islands give on this machine, whatever the kernel does.
+    [Benchmark]
+    public float IslandProbe()
+    {
+        fixed (float* k = _keyCache)
+        fixed (float* v = _valueCache)
+        fixed (int* tables = _shuffledTables)
+        fixed (float* sums = _islandSums)
+        {
+            var state = new IslandState { K = k, V = v, Tables = tables, Sums = sums, Layout = _layout };
+            _pool.Run(&IslandItem, &state, Sequences * KvHeads);
+        }
+        var total = 0f;
+        foreach (var s in _islandSums)
+            total += s;
+        return total;
+    }
+
+    private static void IslandItem(void* p, int item)
+    {
+        ref var s = ref Unsafe.AsRef<IslandState>(p);
+        var layout = s.Layout;
+        var seq = item / layout.NumKvHeads;
+        var kvHead = item % layout.NumKvHeads;
+        var sum = 0f;
+        for (var b = 0; b < BlocksPerSequence; b++)
+        {
+            var offset = ((long)s.Tables[(seq * BlocksPerSequence) + b] * layout.BlockStride) + ((long)kvHead * layout.HeadStride);
+            sum += Sum(s.K + offset, layout.HeadStride) + Sum(s.V + offset, layout.HeadStride);
+        }
+        s.Sums[item] = sum;
+    }
+
+    private static float Sum(float* x, int n)
+    {
+        var acc0 = Vector256<float>.Zero;
+        var acc1 = Vector256<float>.Zero;
+        var acc2 = Vector256<float>.Zero;
+        var acc3 = Vector256<float>.Zero;
+        var w = Vector256<float>.Count;
+        var i = 0;
+        for (; i <= n - (4 * w); i += 4 * w)
+        {
+            acc0 += Vector256.Load(x + i);
+            acc1 += Vector256.Load(x + i + w);
+            acc2 += Vector256.Load(x + i + (2 * w));
+            acc3 += Vector256.Load(x + i + (3 * w));
+        }
+        var sum = Vector256.Sum(acc0 + acc1 + acc2 + acc3);
+        for (; i < n; i++)
+            sum += x[i];
+        return sum;
+    }
+
     private static void ProbeItem(void* p, int item)
     {
         ref var s = ref Unsafe.AsRef<ProbeState>(p);
@@ -179,6 +237,15 @@ public unsafe class AttentionBandwidthBenchmarks
         for (var i = 0; i < length; i++)
             a[i] = (float)((rng.NextDouble() * 2) - 1);
         return a;
+    }
+
+    private struct IslandState
+    {
+        public float* K;
+        public float* V;
+        public int* Tables;
+        public float* Sums;
+        public KvLayout Layout;
     }
 
     private struct ProbeState
