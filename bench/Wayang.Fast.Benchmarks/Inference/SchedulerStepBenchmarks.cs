@@ -27,11 +27,9 @@ namespace Wayang.Fast.Benchmarks.Inference;
 // operation: that is the cost a consumer adds per step, and draining keeps every channel's queue from growing (its
 // segment is reused as a ring once emptied, so the writes after the first do not allocate).
 //
-// What Allocated shows (measured step by step, 2 cores): nothing on 15 steps in 16; on the step where the longest
-// sequence crosses into a new KV block, ~480 KB: LlamaForward.Prepare rebuilds its whole Scratch (every activation
-// buffer, sized for the largest batch seen, here the 128-row setup prefill) when only its block-table array needs one
-// more column per row. Plus each sequence's token List<int> doubling (BatchScheduler.Emit's Tokens.Add; 16 x 4 KB at
-// 512 tokens). BatchScheduler.Step itself allocates nothing else.
+// Allocated is 0: the forward pass grows its block-table array alone (by doubling) when the longest sequence crosses
+// into a new KV block, and a sequence's token list is sized for prompt plus max tokens. Before those two changes this
+// benchmark measured 31.5 KB per step (bench/RESULTS.md).
 [MemoryDiagnoser]
 [Config(typeof(SchedulerStepJobConfig))]
 public class SchedulerStepBenchmarks
