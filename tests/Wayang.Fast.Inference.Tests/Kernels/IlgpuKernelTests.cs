@@ -6,10 +6,14 @@ using Xunit.Abstractions;
 
 namespace Wayang.Fast.Inference.Tests.Kernels;
 
-// One accelerator for the class: creating a context and compiling the kernels is the slow part.
+// One accelerator for the class: creating a context and compiling the kernels is the slow part. ILGPU's CPU accelerator
+// by default; WAYANG_ILGPU_DEVICE=cuda runs the same tests on the first CUDA device (and fails if there is none), which
+// is how a machine with a GPU checks the CUDA path against the CPU kernels.
 public sealed class IlgpuKernelsFixture : IDisposable
 {
-    public IlgpuKernels Kernels { get; } = IlgpuKernels.CreateCpu();
+    public IlgpuKernels Kernels { get; } = Environment.GetEnvironmentVariable("WAYANG_ILGPU_DEVICE") is "cuda"
+        ? IlgpuKernels.TryCreateCuda() ?? throw new InvalidOperationException("WAYANG_ILGPU_DEVICE=cuda, but ILGPU finds no CUDA device.")
+        : IlgpuKernels.CreateCpu();
 
     public void Dispose() => Kernels.Dispose();
 }
