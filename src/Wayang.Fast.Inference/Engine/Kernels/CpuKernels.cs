@@ -51,12 +51,7 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
 
     public void MatMul(ReadOnlySpan<float> weights, ReadOnlySpan<float> x, Span<float> y, int batch, int rows, int cols)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(batch);
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        KernelArguments.RequireLength(weights.Length, (long)rows * cols, nameof(weights));
-        KernelArguments.RequireLength(x.Length, (long)batch * cols, nameof(x));
-        KernelArguments.RequireLength(y.Length, (long)batch * rows, nameof(y));
+        KernelArguments.CheckMatMul(weights.Length, x.Length, y.Length, batch, rows, cols);
         if (batch == 0 || rows == 0)
             return;
         fixed (float* w = weights)
@@ -131,10 +126,7 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
 
     public static void Rope(Span<float> x, ReadOnlySpan<int> positions, int numHeads, int headDim, int ropeDim, float freqBase)
     {
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(ropeDim, headDim);
-        if ((ropeDim & 1) != 0)
-            throw new ArgumentOutOfRangeException(nameof(ropeDim), ropeDim, "rope dimension must be even");
-        KernelArguments.RequireLength(x.Length, (long)positions.Length * numHeads * headDim, nameof(x));
+        KernelArguments.CheckRope(x.Length, positions.Length, numHeads, headDim, ropeDim);
         for (var t = 0; t < positions.Length; t++)
         {
             var pos = (double)positions[t];
@@ -189,18 +181,15 @@ public sealed unsafe class CpuKernels : IKernels<Memory<float>>, IDisposable
     public static void AppendKv(
         Span<float> keyCache, Span<float> valueCache, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, ReadOnlySpan<int> slotMapping, KvLayout layout)
     {
+        KernelArguments.CheckAppendKv(keyCache.Length, valueCache.Length, keys.Length, values.Length, slotMapping, layout);
         var stride = layout.SlotStride;
         var headDim = layout.HeadDim;
-        KernelArguments.RequireLength(keys.Length, (long)slotMapping.Length * stride, nameof(keys));
-        KernelArguments.RequireLength(values.Length, (long)slotMapping.Length * stride, nameof(values));
-        var slots = Math.Min(keyCache.Length, valueCache.Length) / layout.BlockStride * layout.BlockSize;
         for (var t = 0; t < slotMapping.Length; t++)
         {
             var slot = slotMapping[t];
             // vLLM marks padding tokens with slot -1; they have nothing to store.
             if (slot < 0)
                 continue;
-            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(slot, slots, nameof(slotMapping));
             for (var h = 0; h < layout.NumKvHeads; h++)
             {
                 var at = (int)layout.Offset(slot, h);

@@ -130,12 +130,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
 
     public void MatMul(ArrayView<float> weights, ArrayView<float> x, ArrayView<float> y, int batch, int rows, int cols)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(batch);
-        ArgumentOutOfRangeException.ThrowIfNegative(rows);
-        ArgumentOutOfRangeException.ThrowIfNegative(cols);
-        KernelArguments.RequireLength(weights.Length, (long)rows * cols, nameof(weights));
-        KernelArguments.RequireLength(x.Length, (long)batch * cols, nameof(x));
-        KernelArguments.RequireLength(y.Length, (long)batch * rows, nameof(y));
+        KernelArguments.CheckMatMul(weights.Length, x.Length, y.Length, batch, rows, cols);
         if (batch == 0 || rows == 0)
             return;
         Bind(_accelerator);
@@ -169,10 +164,7 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
 
     public void Rope(ArrayView<float> x, ReadOnlySpan<int> positions, int numHeads, int headDim, int ropeDim, float freqBase)
     {
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(ropeDim, headDim);
-        if ((ropeDim & 1) != 0)
-            throw new ArgumentOutOfRangeException(nameof(ropeDim), ropeDim, "rope dimension must be even");
-        KernelArguments.RequireLength(x.Length, (long)positions.Length * numHeads * headDim, nameof(x));
+        KernelArguments.CheckRope(x.Length, positions.Length, numHeads, headDim, ropeDim);
         var pairs = ropeDim / 2;
         if (positions.Length == 0 || numHeads <= 0 || pairs == 0)
             return;
@@ -225,13 +217,9 @@ public sealed class IlgpuKernels : IKernels<ArrayView<float>>, IDisposable
     public void AppendKv(
         ArrayView<float> keyCache, ArrayView<float> valueCache, ArrayView<float> keys, ArrayView<float> values, ReadOnlySpan<int> slotMapping, KvLayout layout)
     {
-        var stride = layout.SlotStride;
-        KernelArguments.RequireLength(keys.Length, (long)slotMapping.Length * stride, nameof(keys));
-        KernelArguments.RequireLength(values.Length, (long)slotMapping.Length * stride, nameof(values));
-        var slots = Math.Min(keyCache.Length, valueCache.Length) / layout.BlockStride * layout.BlockSize;
         // Checked on the host so the kernel runs unchecked; -1 marks padding tokens, which store nothing.
-        foreach (var slot in slotMapping)
-            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(slot, slots, nameof(slotMapping));
+        KernelArguments.CheckAppendKv(keyCache.Length, valueCache.Length, keys.Length, values.Length, slotMapping, layout);
+        var stride = layout.SlotStride;
         if (slotMapping.Length == 0 || stride == 0)
             return;
         Bind(_accelerator);

@@ -10,6 +10,36 @@ internal static class KernelArguments
             throw new ArgumentException($"needs {required} elements, has {actual}", name);
     }
 
+    // Y[batch x rows] = X[batch x cols] W^T.
+    public static void CheckMatMul(long weightsLength, long xLength, long yLength, int batch, int rows, int cols)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(batch);
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegative(cols);
+        RequireLength(weightsLength, (long)rows * cols, "weights");
+        RequireLength(xLength, (long)batch * cols, "x");
+        RequireLength(yLength, (long)batch * rows, "y");
+    }
+
+    // Rope over x[tokens, numHeads, headDim], the first ropeDim (even) dims of each head.
+    public static void CheckRope(long xLength, int tokens, int numHeads, int headDim, int ropeDim)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(ropeDim, headDim);
+        if ((ropeDim & 1) != 0)
+            throw new ArgumentOutOfRangeException(nameof(ropeDim), ropeDim, "rope dimension must be even");
+        RequireLength(xLength, (long)tokens * numHeads * headDim, "x");
+    }
+
+    // One [NumKvHeads, HeadDim] row per slot; every slot inside the cache (negative slots are padding, skipped).
+    public static void CheckAppendKv(long keyCacheLength, long valueCacheLength, long keysLength, long valuesLength, ReadOnlySpan<int> slotMapping, KvLayout layout)
+    {
+        RequireLength(keysLength, (long)slotMapping.Length * layout.SlotStride, "keys");
+        RequireLength(valuesLength, (long)slotMapping.Length * layout.SlotStride, "values");
+        var slots = Math.Min(keyCacheLength, valueCacheLength) / layout.BlockStride * layout.BlockSize;
+        foreach (var slot in slotMapping)
+            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(slot, slots, nameof(slotMapping));
+    }
+
     // Shapes of a paged decode-attention call, and every block a sequence will read inside the cache.
     public static void CheckPagedAttention(long queriesLength, long outputLength, long keyCacheLength, long valueCacheLength,
         ReadOnlySpan<int> blockTables, int maxBlocksPerSequence, ReadOnlySpan<int> sequenceLengths, int numHeads, KvLayout layout)
