@@ -1,5 +1,6 @@
 using Wayang.Fast.Inference.Engine.Kernels;
 using Wayang.Fast.Inference.Engine.KvCache;
+using static Wayang.Fast.Inference.Tests.Kernels.KernelTestData;
 
 namespace Wayang.Fast.Inference.Tests.Kernels;
 
@@ -12,17 +13,6 @@ public sealed class CpuKernelTests : IDisposable
     private readonly CpuKernels _kernels = new(threads: 3, parallelThreshold: 0);
 
     public void Dispose() => _kernels.Dispose();
-
-    private static float[] RandomArray(Random rng, int length)
-    {
-        var a = new float[length];
-        for (var i = 0; i < length; i++)
-        {
-            var v = (float)((rng.NextDouble() * 2) - 1);
-            a[i] = MathF.Abs(v) < 1e-3f ? 0.5f : v;
-        }
-        return a;
-    }
 
     private static void Close(double expected, float actual, string what)
     {

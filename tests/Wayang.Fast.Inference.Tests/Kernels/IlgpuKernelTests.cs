@@ -3,6 +3,7 @@ using ILGPU.Runtime;
 using Wayang.Fast.Inference.Engine.Kernels;
 using Wayang.Fast.Inference.Engine.KvCache;
 using Xunit.Abstractions;
+using static Wayang.Fast.Inference.Tests.Kernels.KernelTestData;
 
 namespace Wayang.Fast.Inference.Tests.Kernels;
 
@@ -43,17 +44,6 @@ public sealed class IlgpuKernelTests(IlgpuKernelsFixture fixture, ITestOutputHel
     }
 
     private static float[] Download(ArrayView<float> view) => view.GetAsArray();
-
-    private static float[] RandomArray(Random rng, int length)
-    {
-        var a = new float[length];
-        for (var i = 0; i < length; i++)
-        {
-            var v = (float)((rng.NextDouble() * 2) - 1);
-            a[i] = MathF.Abs(v) < 1e-3f ? 0.5f : v;
-        }
-        return a;
-    }
 
     private void Close(float[] expected, float[] actual)
     {
