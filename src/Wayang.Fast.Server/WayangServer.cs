@@ -82,6 +82,7 @@ public sealed class WayangServer : IAsyncDisposable
         RaiseThreadPoolMinimum(options.EffectiveMinThreadPoolThreads);
 
         var storageOptions = new StorageOptions { DataDirectory = options.DataDirectory, Durability = options.Durability };
+        options.Storage.ApplyTo(storageOptions);
         options.ConfigureStorage?.Invoke(storageOptions);
         storageOptions.DataDirectory = options.DataDirectory;
         var store = await FasterStateStore.OpenAsync(storageOptions, loggerFactory.CreateLogger("Wayang.Fast.Storage"), ct).ConfigureAwait(false);

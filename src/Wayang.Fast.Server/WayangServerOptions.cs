@@ -48,7 +48,10 @@ public sealed class WayangServerOptions
 
     internal int EffectiveMinThreadPoolThreads => MinThreadPoolThreads ?? Math.Max(16, 2 * Environment.ProcessorCount);
 
-    // Tuning beyond DataDirectory/Durability (memory sizes, checkpoint cadence), applied before the store opens.
+    // Store tuning from configuration (section "Wayang:Server:Storage": checkpoint cadence, compaction, memory sizes).
+    public StorageTuning Storage { get; set; } = new();
+
+    // Tuning beyond DataDirectory/Durability for embedding code, applied after Storage and before the store opens.
     public Action<StorageOptions>? ConfigureStorage { get; set; }
 
     // The execution plane (section "Wayang:Server:Execution"): queue depths, leases, timeouts, task-token key.
@@ -97,6 +100,7 @@ public sealed class WayangServerOptions
             throw new ArgumentOutOfRangeException(nameof(MinThreadPoolThreads), MinThreadPoolThreads, "Must be 0..32767.");
         if (DefaultInitialStreamCredit == 0 || DefaultInitialStreamCredit > Limits.MaxStreamCredit)
             throw new ArgumentOutOfRangeException(nameof(DefaultInitialStreamCredit), DefaultInitialStreamCredit, "Must be 1..1000000.");
+        (Storage ?? throw new ArgumentNullException(nameof(Storage))).Validate();
         ValidateExecution(Execution ?? throw new ArgumentNullException(nameof(Execution)));
         (Secrets ?? throw new ArgumentNullException(nameof(Secrets))).Validate();
     }

@@ -67,6 +67,26 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void Storage_tuning_binds_from_the_environment_and_leaves_the_rest_at_the_defaults()
+    {
+        using var dir = new TempDirectory();
+        var environment = new Dictionary<string, string?>
+        {
+            ["WAYANG_Server__Storage__CheckpointJournalBytes"] = "268435456",
+            ["WAYANG_Server__Storage__CheckpointInterval"] = "00:05:00",
+            ["WAYANG_Server__Storage__CompactionMinLogBytes"] = "0",
+        };
+
+        var options = ServeConfiguration.BindServerOptions(ServeConfiguration.Build(null, environment, NoFlags, dir.Path));
+
+        Assert.Equal(256L << 20, options.Storage.CheckpointJournalBytes);
+        Assert.Equal(TimeSpan.FromMinutes(5), options.Storage.CheckpointInterval);
+        Assert.Equal(0, options.Storage.CompactionMinLogBytes);
+        Assert.Null(options.Storage.StoreMemoryBits);
+        Assert.Null(options.Storage.IndexBuckets);
+    }
+
+    [Fact]
     public void Appsettings_in_the_working_directory_is_used_when_no_config_flag_is_given()
     {
         using var dir = new TempDirectory();

@@ -61,6 +61,23 @@ public sealed class HandshakeTests
     }
 
     [Fact]
+    public async Task Start_refuses_out_of_range_storage_tuning_before_opening_anything()
+    {
+        var dir = TestServer.NewDataDirectory();
+        try
+        {
+            var error = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => WayangServer.StartAsync(TestServer.Options(dir, o => o.Storage.CheckpointJournalBytes = 1)));
+            Assert.Equal("Storage.CheckpointJournalBytes", error.ParamName);
+            Assert.False(File.Exists(Path.Combine(dir, "MANIFEST.json")));
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+                Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Bootstrap_key_file_is_owner_only_and_holds_the_key()
     {
         await using var server = await TestServer.StartAsync();
