@@ -52,6 +52,9 @@ public sealed partial class FasterStateStore : IStateStore, IAsyncDisposable
     private long _mutations;
     private long _mutationsAtCheckpoint;
     private long _checkpointAddress;
+    // Journal address from which written bytes count toward the next CheckpointJournalBytes trigger: the cut of the
+    // latest checkpoint started (not completed), so writes during a checkpoint do not trigger another right after it.
+    private long _triggerBase;
     private long _liveBytesEstimate;
     private bool _truncatePending;
     private int _checkpointSignalled;
@@ -293,7 +296,21 @@ public sealed partial class FasterStateStore : IStateStore, IAsyncDisposable
         long start = Stopwatch.GetTimestamp();
         long mutations = Volatile.Read(ref _mutations);
         long covered = CutJournal();
+        long previousBase = Interlocked.Exchange(ref _triggerBase, covered);
+        try
+        {
+            return await CheckpointFromCutAsync(start, mutations, covered, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Not taken: the journal since the last completed checkpoint counts again, so the next trigger retries.
+            Interlocked.CompareExchange(ref _triggerBase, previousBase, covered);
+            throw;
+        }
+    }
 
+    private async ValueTask<long> CheckpointFromCutAsync(long start, long mutations, long covered, CancellationToken cancellationToken)
+    {
         // The checkpoint must never cover journal entries that a crash could still lose: if it did, recovery
         // would reopen the journal behind the checkpoint and later writes would land below the covered address.
         await _journal.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -406,8 +423,12 @@ public sealed partial class FasterStateStore : IStateStore, IAsyncDisposable
         {
             try
             {
-                await _checkpointSignal.WaitAsync(interval, stopToken).ConfigureAwait(false);
+                bool signalled = await _checkpointSignal.WaitAsync(interval, stopToken).ConfigureAwait(false);
                 Volatile.Write(ref _checkpointSignalled, 0);
+                // A write can signal between the flag's reset and the checkpoint's cut; the checkpoint then covers
+                // what it signalled for, and the stale signal is dropped here instead of checkpointing again at once.
+                if (signalled && _journal.TailAddress - Volatile.Read(ref _triggerBase) < _options.CheckpointJournalBytes)
+                    continue;
                 if (Volatile.Read(ref _mutations) != Volatile.Read(ref _mutationsAtCheckpoint))
                     await CheckpointAsync(stopToken).ConfigureAwait(false);
             }
@@ -429,7 +450,7 @@ public sealed partial class FasterStateStore : IStateStore, IAsyncDisposable
     private void AfterMutation(long address)
     {
         Interlocked.Increment(ref _mutations);
-        if (address - Volatile.Read(ref _checkpointAddress) >= _options.CheckpointJournalBytes
+        if (address - Volatile.Read(ref _triggerBase) >= _options.CheckpointJournalBytes
             && Interlocked.Exchange(ref _checkpointSignalled, 1) == 0)
         {
             _checkpointSignal.Release();
@@ -483,6 +504,7 @@ public sealed partial class FasterStateStore : IStateStore, IAsyncDisposable
             // A store that replayed anything checkpoints at its next trigger (or dispose), not only after new writes.
             _mutations = replayed;
             Volatile.Write(ref _checkpointAddress, covered);
+            Volatile.Write(ref _triggerBase, covered);
             Metrics.OnRecoveredCheckpoint(covered);
             var info = new StoreRecoveryInfo(fromCheckpoint, covered, replayed, journal.CommittedUntilAddress, Stopwatch.GetElapsedTime(start));
             StorageLog.Recovered(_logger, fromCheckpoint, covered, replayed, info.JournalCommittedUntil, (long)info.Duration.TotalMilliseconds);
