@@ -31,6 +31,28 @@ public class TaskTokensTests
         Assert.Equal("run_abc123:charge-card:3", claims.TaskId);
     }
 
+    // The HMAC contexts are pooled and reused: every token, from any thread, still carries exactly the one-shot
+    // HMAC-SHA256 of its own payload (a context not reset between uses would carry the previous payload into the next).
+    [Fact]
+    public void Concurrent_tokens_carry_the_standard_HMAC_of_their_own_payload()
+    {
+        var tokens = new TaskTokens(Key);
+        Parallel.For(0, 8, worker =>
+        {
+            for (int i = 0; i < 500; i++)
+            {
+                string runId = $"run_{worker}_{i}";
+                var token = tokens.Issue(runId, "n", 1 + i % 3, Expiry);
+                var parts = token.Split('.');
+                var payload = System.Buffers.Text.Base64Url.DecodeFromChars(parts[1]);
+                Assert.Equal($"{runId}\nn\n{1 + i % 3}\n{Expiry}", Encoding.UTF8.GetString(payload));
+                Assert.Equal(System.Security.Cryptography.HMACSHA256.HashData(Key, payload), System.Buffers.Text.Base64Url.DecodeFromChars(parts[2]));
+                Assert.False(tokens.TryVerify(token[..^1] + (token[^1] == 'A' ? 'B' : 'A'), Expiry - 1, out _, out _));
+                Assert.True(Verify(tokens, token).Ok);
+            }
+        });
+    }
+
     [Fact]
     public void Token_is_url_safe_and_deterministic()
     {

@@ -91,6 +91,13 @@ public class DedupeBenchmarks
         StorageBenchDirectory.Delete(_dir);
     }
 
+    // Every dispatch signs a token and every submission draws a run id: both on the first-delivery path.
+    [Benchmark]
+    public string TokenIssue() => _tokens.Issue("run_0123456789abcdefghij", "step", 1, _now);
+
+    [Benchmark]
+    public string NewRunId() => Wayang.Fast.Common.Ids.NewId("run_");
+
     [Benchmark]
     public bool TokenVerify() => _tokens.TryVerify(_token, _now, out _, out ErrorCode _);
 

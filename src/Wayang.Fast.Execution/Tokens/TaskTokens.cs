@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Text;
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -26,6 +27,10 @@ public sealed class TaskTokens
     private const int StackLimit = 512;
 
     private readonly byte[] _key;
+    // Keyed HMAC contexts reused across tokens: the one-shot HMACSHA256.HashData sets up a fresh OpenSSL MAC (algorithm
+    // lookup, key schedule, allocations) per call, which cost more than the hashing (bench/RESULTS.md). One context per
+    // concurrent caller; a context is reset by producing its hash, so a rented one always starts clean.
+    private readonly ConcurrentQueue<IncrementalHash> _macs = new();
 
     public TaskTokens(byte[] key)
     {
@@ -57,7 +62,7 @@ public sealed class TaskTokens
             payload = payload[..payloadLength];
 
             Span<byte> mac = stackalloc byte[MacBytes];
-            HMACSHA256.HashData(_key, payload, mac);
+            Sign(payload, mac);
 
             int payloadChars = Base64Url.GetEncodedLength(payloadLength);
             int total = Prefix.Length + payloadChars + 1 + MacChars;
@@ -111,7 +116,7 @@ public sealed class TaskTokens
         if (!Base64Url.TryDecodeFromChars(macText, mac, out int macLength) || macLength != MacBytes)
             return false;
         Span<byte> expected = stackalloc byte[MacBytes];
-        HMACSHA256.HashData(_key, payload, expected);
+        Sign(payload, expected);
         if (!CryptographicOperations.FixedTimeEquals(mac, expected))
             return false;
 
@@ -124,6 +129,15 @@ public sealed class TaskTokens
         }
         error = ErrorCode.None;
         return true;
+    }
+
+    private void Sign(ReadOnlySpan<byte> payload, Span<byte> mac)
+    {
+        if (!_macs.TryDequeue(out var hmac))
+            hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, _key);
+        hmac.AppendData(payload);
+        hmac.GetHashAndReset(mac);
+        _macs.Enqueue(hmac);
     }
 
     // Only the URL-safe alphabet, no padding, and no stray bits in the last character: a token has exactly one
