@@ -27,7 +27,7 @@ namespace Wayang.Fast.Storage;
 // copies the live records below it to the tail and shifts BeginAddress in memory only (no file is deleted). The
 // checkpoint that follows persists the new BeginAddress, and only after it completes are the segment files below
 // it deleted. A crash anywhere before that recovers from the previous checkpoint, whose segments still exist.
-public sealed partial class FasterStateStore : IStateStore, IAsyncDisposable
+public sealed partial class FasterStateStore : IExpiringStateStore, IAsyncDisposable
 {
     public const int FormatVersion = StorageDirectory.CurrentFormatVersion;
 
@@ -382,14 +382,16 @@ public sealed partial class FasterStateStore : IStateStore, IAsyncDisposable
         long tailBefore = _kv.Log.TailAddress;
         long newBegin;
         var session = RentSession();
+        var expiry = new ExpiringCompaction(Volatile.Read(ref _expiryRules));
         try
         {
-            newBegin = session.Compact(until, CompactionType.Lookup);
+            newBegin = session.Compact(until, CompactionType.Lookup, expiry);
         }
         finally
         {
             ReturnSession(session);
         }
+        Metrics.OnCompactionExpired(expiry.Expired);
         // Concurrent writes also move the tail, so this overestimates the live data (compacting a bit later).
         Volatile.Write(ref _liveBytesEstimate, Math.Max(0, _kv.Log.TailAddress - tailBefore));
         Metrics.OnCompaction(newBegin - begin);

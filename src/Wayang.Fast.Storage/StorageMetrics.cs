@@ -17,6 +17,7 @@ public sealed class StorageMetrics
     private long _compactionCount;
     private long _admissionQueued;
     private long _compactedBytes;
+    private long _expiredRecords;
 
     public Action<TimeSpan>? CommitObserved { get; set; }
     public Action<TimeSpan>? CheckpointObserved { get; set; }
@@ -37,6 +38,11 @@ public sealed class StorageMetrics
     // Writes that waited for room in the journal's memory (FasterStateStore admission) instead of spinning.
     public long AdmissionQueued => Volatile.Read(ref _admissionQueued);
     public long CompactedBytes => Volatile.Read(ref _compactedBytes);
+
+    // Records dropped by compaction because their owner's expiry check said so (IExpiringStateStore).
+    public long ExpiredRecords => Volatile.Read(ref _expiredRecords);
+
+    internal void OnCompactionExpired(long records) => Interlocked.Add(ref _expiredRecords, records);
 
     internal void OnCompaction(long reclaimedBytes)
     {
