@@ -113,6 +113,8 @@ public sealed class WayangServerOptions
             throw new ArgumentOutOfRangeException("Execution.QueueFullRetryAfterMs", e.QueueFullRetryAfterMs, "Must not be negative.");
         if (e.IdempotencyRetention <= TimeSpan.Zero || e.LeaseDuration <= TimeSpan.Zero || e.DefaultTaskTimeout <= TimeSpan.Zero || e.TokenGrace < TimeSpan.Zero)
             throw new ArgumentOutOfRangeException("Execution", "Execution retention, lease, timeout durations must be positive (TokenGrace non-negative).");
+        if (e.FinishedRunRetention < e.IdempotencyRetention)
+            throw new ArgumentOutOfRangeException("Execution.FinishedRunRetention", e.FinishedRunRetention, "Must be at least Execution.IdempotencyRetention: a remembered idempotency key must still find its run.");
         if (e.TokenSigningKey is { Length: < 32 })
             throw new ArgumentException("Execution.TokenSigningKey must be at least 32 bytes.", "Execution.TokenSigningKey");
         if (e.DeadLetterReplayRatePerSecond < 1)

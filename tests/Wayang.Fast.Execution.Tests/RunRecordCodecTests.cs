@@ -61,6 +61,33 @@ public sealed class RunRecordCodecTests
         Assert.Equal(AsJson(new RunState()), AsJson(RunRecordCodec.Deserialize(RunRecordCodec.Serialize(new RunState()))));
     }
 
+    // Retention reads only the leading fields: finished runs give their finish time, everything else gives nothing.
+    [Fact]
+    public void The_finish_time_is_read_only_from_finished_runs_in_this_format()
+    {
+        var failed = Full();
+        Assert.True(RunRecordCodec.TryReadFinishedAt(RunRecordCodec.Serialize(failed), out long finishedAt));
+        Assert.Equal(1_700_000_050_000, finishedAt);
+
+        var running = Full();
+        running.Status = RunStatus.Running;
+        running.FinishedAtMs = null;
+        Assert.False(RunRecordCodec.TryReadFinishedAt(RunRecordCodec.Serialize(running), out _));
+        var suspended = Full();
+        suspended.Status = RunStatus.Suspended;
+        Assert.False(RunRecordCodec.TryReadFinishedAt(RunRecordCodec.Serialize(suspended), out _));
+        var completedWithoutTime = Full();
+        completedWithoutTime.Status = RunStatus.Completed;
+        completedWithoutTime.FinishedAtMs = null;
+        Assert.False(RunRecordCodec.TryReadFinishedAt(RunRecordCodec.Serialize(completedWithoutTime), out _));
+
+        Assert.False(RunRecordCodec.TryReadFinishedAt(JsonSerializer.SerializeToUtf8Bytes(failed, ExecutionJsonContext.Default.RunState), out _));
+        var bytes = RunRecordCodec.Serialize(failed);
+        Assert.False(RunRecordCodec.TryReadFinishedAt(bytes.AsMemory(0, 40), out _));
+        Assert.False(RunRecordCodec.TryReadFinishedAt(new byte[] { 0xc1, 0x00 }, out _));
+        Assert.False(RunRecordCodec.TryReadFinishedAt(ReadOnlyMemory<byte>.Empty, out _));
+    }
+
     [Fact]
     public void Json_records_written_before_this_format_still_load()
     {

@@ -61,13 +61,20 @@ public sealed class HandshakeTests
     }
 
     [Fact]
-    public async Task Start_refuses_out_of_range_storage_tuning_before_opening_anything()
+    public async Task Start_refuses_out_of_range_storage_and_retention_settings_before_opening_anything()
     {
         var dir = TestServer.NewDataDirectory();
         try
         {
             var error = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => WayangServer.StartAsync(TestServer.Options(dir, o => o.Storage.CheckpointJournalBytes = 1)));
             Assert.Equal("Storage.CheckpointJournalBytes", error.ParamName);
+            // A run deleted before its idempotency key would let a repeat of the key run it again.
+            var retention = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => WayangServer.StartAsync(TestServer.Options(dir, o =>
+            {
+                o.Execution.IdempotencyRetention = TimeSpan.FromHours(24);
+                o.Execution.FinishedRunRetention = TimeSpan.FromHours(12);
+            })));
+            Assert.Equal("Execution.FinishedRunRetention", retention.ParamName);
             Assert.False(File.Exists(Path.Combine(dir, "MANIFEST.json")));
         }
         finally

@@ -8,6 +8,8 @@ internal sealed class DeadLetterIndex
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, Dictionary<string, DeadLetter>> _byTenant = new(StringComparer.Ordinal);
+    // Entries per run id: a run with a dead letter is kept past its retention (replay needs it).
+    private readonly Dictionary<string, int> _byRun = new(StringComparer.Ordinal);
     private int _count;
 
     public int Count
@@ -29,7 +31,10 @@ internal sealed class DeadLetterIndex
                 _byTenant[entry.TenantId] = entries;
             }
             if (entries.TryAdd(entry.Id, entry))
+            {
                 _count++;
+                _byRun[entry.RunId] = _byRun.GetValueOrDefault(entry.RunId) + 1;
+            }
         }
     }
 
@@ -37,13 +42,23 @@ internal sealed class DeadLetterIndex
     {
         lock (_gate)
         {
-            if (_byTenant.TryGetValue(tenantId, out var entries) && entries.Remove(id))
+            if (_byTenant.TryGetValue(tenantId, out var entries) && entries.Remove(id, out var removed))
             {
                 _count--;
+                if (_byRun[removed.RunId] == 1)
+                    _byRun.Remove(removed.RunId);
+                else
+                    _byRun[removed.RunId]--;
                 return true;
             }
             return false;
         }
+    }
+
+    public bool HasRun(string runId)
+    {
+        lock (_gate)
+            return _byRun.ContainsKey(runId);
     }
 
     public DeadLetter? Get(string tenantId, string id)

@@ -106,6 +106,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
             engine.LoadTenantSchedules();
             engine.LoadDeadlineMisses();
             int requeued = await engine.RecoverRunsAsync(cancellationToken).ConfigureAwait(false);
+            engine.RegisterRunRetention();
             engine._timers.Start();
             engine._sweepTimer = time.CreateTimer(static s => ((ExecutionEngine)s!).SweepIdempotency(), engine, SweepInterval, SweepInterval);
             EngineLog.Opened(logger, engine._runs.Count, requeued, engine._deadLetters.Count);

@@ -11,6 +11,11 @@ public sealed class ExecutionOptions
     // How long a submission's idempotency key is remembered.
     public TimeSpan IdempotencyRetention { get; set; } = TimeSpan.FromHours(24);
 
+    // How long a finished run (COMPLETED, FAILED, CANCELLED) stays readable after it finished; then it is deleted at the
+    // state store's next compaction (so it may stay a while longer). Never shorter than IdempotencyRetention (the
+    // server refuses that): a remembered key must find its run. A run that still has a dead-letter entry is kept.
+    public TimeSpan FinishedRunRetention { get; set; } = TimeSpan.FromDays(7);
+
     // A dispatched task's lease; heartbeats renew it. Expiry (or the executor's disconnect) requeues the same attempt.
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
 

@@ -132,6 +132,38 @@ public static class RunRecordCodec
         }
     }
 
+    // When the record is a finished run (COMPLETED, FAILED or CANCELLED) in this format: when it finished. Reads the
+    // leading fields only. False for an unfinished run, a JSON record of an earlier build, or bytes that do not parse.
+    public static bool TryReadFinishedAt(ReadOnlyMemory<byte> bytes, out long finishedAtMs)
+    {
+        finishedAtMs = 0;
+        if (bytes.IsEmpty || bytes.Span[0] == (byte)'{')
+            return false;
+        try
+        {
+            var r = new MessagePackReader(bytes);
+            if (r.ReadArrayHeader() < RunFields || r.ReadInt32() != FormatVersion)
+                return false;
+            r.Skip(); // run id
+            r.Skip(); // tenant id
+            r.Skip(); // workflow id
+            r.Skip(); // workflow version
+            var status = (RunStatus)r.ReadByte();
+            if (status is not (RunStatus.Completed or RunStatus.Failed or RunStatus.Cancelled))
+                return false;
+            for (int i = 0; i < 8; i++)
+                r.Skip(); // input, output, idempotency key, priority, deadline, deadline policy, created, updated
+            if (ReadNullableInt64(ref r) is not long finished)
+                return false;
+            finishedAtMs = finished;
+            return true;
+        }
+        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException)
+        {
+            return false;
+        }
+    }
+
     private static RunState Read(ReadOnlyMemory<byte> bytes)
     {
         var r = new MessagePackReader(bytes);
