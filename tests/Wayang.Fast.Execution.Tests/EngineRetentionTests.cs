@@ -101,4 +101,32 @@ public sealed class EngineRetentionTests
         await h.SucceedAsync(executor, leased);
         await h.WaitStatusAsync(unfinished.RunId, RunStatus.Completed);
     }
+
+    // Idempotency keys past their window go at compaction too (reads already ignored them); the run they named stays for
+    // its own, longer retention, and the key can be used again for a new run.
+    [Fact]
+    public async Task Idempotency_keys_past_their_window_go_at_compaction_and_their_run_stays()
+    {
+        using var dir = new TempDirectory("engine");
+        var (h, store) = await OpenAsync(dir);
+        await using var _ = h;
+        await h.RegisterAsync(OneTask());
+        var executor = h.Connect(slots: 100);
+        var first = await h.SubmitAsync("one-task", key: "order-1");
+        await h.SucceedAsync(executor, await executor.NextAsync());
+        await h.WaitStatusAsync(first.RunId, RunStatus.Completed);
+        var idempotencyPrefix = System.Text.Encoding.UTF8.GetBytes("idem/");
+        Assert.Single(store.ScanPrefix(idempotencyPrefix));
+
+        await CompactAsync(h, store, executor);
+        Assert.Single(store.ScanPrefix(idempotencyPrefix));
+
+        h.AdvanceMs((long)TimeSpan.FromMinutes(61).TotalMilliseconds);
+        await CompactAsync(h, store, executor);
+        Assert.Empty(store.ScanPrefix(idempotencyPrefix));
+        Assert.True(await ExistsAsync(h, first.RunId));
+        var again = await h.SubmitAsync("one-task", key: "order-1");
+        Assert.False(again.Replayed);
+        Assert.NotEqual(first.RunId, again.RunId);
+    }
 }

@@ -106,9 +106,10 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
             engine.LoadTenantSchedules();
             engine.LoadDeadlineMisses();
             int requeued = await engine.RecoverRunsAsync(cancellationToken).ConfigureAwait(false);
-            engine.RegisterRunRetention();
+            bool storeExpires = engine.RegisterRetention();
             engine._timers.Start();
-            engine._sweepTimer = time.CreateTimer(static s => ((ExecutionEngine)s!).SweepIdempotency(), engine, SweepInterval, SweepInterval);
+            if (!storeExpires)
+                engine._sweepTimer = time.CreateTimer(static s => ((ExecutionEngine)s!).SweepIdempotency(), engine, SweepInterval, SweepInterval);
             EngineLog.Opened(logger, engine._runs.Count, requeued, engine._deadLetters.Count);
             return engine;
         }
@@ -572,8 +573,9 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
 
     // ---- idempotency sweep ----
 
-    // Hourly: delete keys older than the retention window. A key being submitted right now is skipped (its slot is
-    // taken), so the sweep never deletes a record that a submission has just rewritten.
+    // Hourly, over a store that cannot expire records (see ExecutionEngine.Retention.cs): delete keys older than the
+    // retention window. A key being submitted right now is skipped (its slot is taken), so the sweep never deletes a
+    // record that a submission has just rewritten.
     private void SweepIdempotency()
     {
         if (Volatile.Read(ref _disposed) != 0)
