@@ -10,16 +10,6 @@ public sealed class CompactionTests
     private const int Keys = 8;
     private const int Rounds = 200;
 
-    // 64 KiB pages, 128 KiB segments: a few hundred overwrites of 8 keys fill several segments.
-    private static StorageOptions CompactingOptions(string dir)
-    {
-        var options = SmallOptions(dir);
-        options.StoreSegmentBits = 17;
-        options.CompactionMinLogBytes = 1;
-        options.CheckpointJournalBytes = long.MaxValue / 2;
-        return options;
-    }
-
     private static byte[] Key(int k) => Bytes("compact/" + k.ToString(CultureInfo.InvariantCulture));
 
     // A value longer than the key's previous one cannot be updated in place, so (like every update after a

@@ -6,15 +6,6 @@ namespace Wayang.Fast.Storage.Tests;
 // IExpiringStateStore: compaction drops the records a registered check calls expired, as if deleted, and nothing else.
 public sealed class ExpiryTests
 {
-    private static StorageOptions CompactingOptions(string dir)
-    {
-        var options = SmallOptions(dir);
-        options.StoreSegmentBits = 17;
-        options.CompactionMinLogBytes = 1;
-        options.CheckpointJournalBytes = long.MaxValue / 2;
-        return options;
-    }
-
     private static byte[] Key(string prefix, int i) => Bytes(prefix + i.ToString(CultureInfo.InvariantCulture));
 
     // First byte 1: expired by the test's check; the rest pads the record.

@@ -23,6 +23,17 @@ internal static class TestData
         CheckpointInterval = TimeSpan.FromHours(1),
     };
 
+    // 128 KiB segments, no size threshold for compaction and no journal-bytes checkpoints: a test's own
+    // CheckpointAsync calls decide when the store compacts (the first folds the log over, the second compacts it).
+    public static StorageOptions CompactingOptions(string dir)
+    {
+        var options = SmallOptions(dir);
+        options.StoreSegmentBits = 17;
+        options.CompactionMinLogBytes = 1;
+        options.CheckpointJournalBytes = long.MaxValue / 2;
+        return options;
+    }
+
     public static async Task<WayangException> ThrowsWayangAsync(ErrorCode code, Func<Task> action)
     {
         var ex = await Assert.ThrowsAsync<WayangException>(action);
