@@ -93,6 +93,7 @@ public sealed class WayangServer : IAsyncDisposable
         var metrics = new Metrics.ServerMetrics();
         // Hooked before the first write, so the bootstrap commit is measured too.
         store.Metrics.CommitObserved = metrics.JournalCommit;
+        metrics.Storage = store.Metrics;
         try
         {
             var tenants = new TenantDirectory(store);

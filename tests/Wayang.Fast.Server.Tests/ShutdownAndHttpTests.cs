@@ -85,6 +85,8 @@ public sealed class HttpTests
             "wayang_request_duration_seconds_bucket{opcode=\"ping\",le=\"+Inf\"} ", "wayang_request_duration_seconds_count{opcode=\"ping\"} ",
             "wayang_errors_total{code=\"UNKNOWN_OPCODE\"} 1", "wayang_journal_commit_duration_seconds_count ",
             "wayang_session_faults_total 0", "wayang_audit_records_total 1\n",
+            "wayang_store_checkpoints_total ", "wayang_store_compactions_total 0\n", "wayang_store_compacted_bytes_total 0\n",
+            "wayang_store_expired_records_total 0\n",
         })
         {
             Assert.Contains(series, metrics, StringComparison.Ordinal);

@@ -33,6 +33,9 @@ internal sealed class ServerMetrics
 
     public long ErrorCount(ErrorCode code) => Volatile.Read(ref _errors[ErrorSlot(code)]);
 
+    // The state store's counters (checkpoints, compactions, records dropped by retention); null in cores without a store.
+    public Wayang.Fast.Storage.StorageMetrics? Storage { get; set; }
+
     public void JournalCommit(TimeSpan elapsed)
     {
         long ticks = (long)(elapsed.TotalSeconds * Stopwatch.Frequency);
@@ -96,6 +99,13 @@ internal sealed class ServerMetrics
         Header(sb, "wayang_journal_commit_duration_seconds", "Storage group-commit latency.", "histogram");
         Histogram(sb, "wayang_journal_commit_duration_seconds", null, _commitBuckets, Volatile.Read(ref _commitSumTicks), Volatile.Read(ref _commitCount));
 
+        if (Storage is { } store)
+        {
+            Counter(sb, "wayang_store_checkpoints_total", "State-store checkpoints taken.", store.CheckpointCount);
+            Counter(sb, "wayang_store_compactions_total", "State-store log compactions.", store.CompactionCount);
+            Counter(sb, "wayang_store_compacted_bytes_total", "Log bytes reclaimed by compaction (BeginAddress moved).", store.CompactedBytes);
+            Counter(sb, "wayang_store_expired_records_total", "Records dropped at compaction by retention (finished runs, old idempotency keys).", store.ExpiredRecords);
+        }
         Counter(sb, "wayang_frames_truncated_total", "Connections that ended in the middle of a frame.", Volatile.Read(ref FramesTruncated));
         Counter(sb, "wayang_session_faults_total", "Sessions ended by an unexpected exception (a bug if nonzero).", Volatile.Read(ref SessionFaults));
         if (audit is not null)
