@@ -2,7 +2,6 @@ using System.Diagnostics;
 using LLama;
 using LLama.Common;
 using LLama.Native;
-using Wayang.Fast.Inference.Engine.Gguf;
 using Wayang.Fast.Inference.Engine.Kernels;
 using Wayang.Fast.Inference.Engine.KvCache;
 using Wayang.Fast.Inference.Engine.Model;
@@ -60,8 +59,7 @@ public sealed class EngineThroughputHarness : IDisposable
         _file = new BenchModelFile(BenchModel.Realistic);
         try
         {
-            using (var gguf = GgufFile.Open(_file.Path))
-                Model = LlamaModel.Load(gguf);
+            Model = LlamaModel.Load(_file.Path);
             _kernels = new CpuKernels(threads);
             var blocks = maxSequences * (TokensPerSequence / BlockSize);
             _forward = new LlamaForward(Model, _kernels, blocks, BlockSize);

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Threading.Channels;
-using Wayang.Fast.Inference.Engine.Gguf;
 using Wayang.Fast.Inference.Engine.Kernels;
 using Wayang.Fast.Inference.Engine.KvCache;
 using Wayang.Fast.Inference.Engine.Model;
@@ -43,9 +42,7 @@ public static class EngineTradeoffsConsole
         var threads = Environment.ProcessorCount;
         var setup = Stopwatch.StartNew();
         using var file = new BenchModelFile(BenchModel.Realistic);
-        LlamaModel model;
-        using (var gguf = GgufFile.Open(file.Path))
-            model = LlamaModel.Load(gguf);
+        var model = LlamaModel.Load(file.Path);
         using var kernels = new CpuKernels(threads);
         // One set of K/V buffers; each run gets a fresh cache over them (one scheduler runs at a time).
         var log = new PassLog(new LlamaForward(model, kernels, NumBlocks, BlockSize));

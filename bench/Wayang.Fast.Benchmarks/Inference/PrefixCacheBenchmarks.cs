@@ -1,5 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using Wayang.Fast.Inference.Engine.Gguf;
 using Wayang.Fast.Inference.Engine.Kernels;
 using Wayang.Fast.Inference.Engine.KvCache;
 using Wayang.Fast.Inference.Engine.Model;
@@ -46,9 +45,7 @@ public class PrefixCacheBenchmarks
     public void Setup()
     {
         _file = new BenchModelFile(BenchModel.ByName(Model));
-        LlamaModel model;
-        using (var gguf = GgufFile.Open(_file.Path))
-            model = LlamaModel.Load(gguf);
+        var model = LlamaModel.Load(_file.Path);
         _kernels = new CpuKernels(Environment.ProcessorCount);
         var options = new SchedulerOptions { MaxSequences = 4, MaxBatchedTokens = 2048, EosTokenId = null };
         _cachedKv = new PagedKvCache(new KvCacheOptions { NumBlocks = NumBlocks, BlockSize = BlockSize, EnablePrefixCaching = true });

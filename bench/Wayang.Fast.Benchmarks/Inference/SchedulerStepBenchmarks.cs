@@ -2,7 +2,6 @@ using System.Threading.Channels;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
-using Wayang.Fast.Inference.Engine.Gguf;
 using Wayang.Fast.Inference.Engine.Kernels;
 using Wayang.Fast.Inference.Engine.KvCache;
 using Wayang.Fast.Inference.Engine.Model;
@@ -51,9 +50,7 @@ public class SchedulerStepBenchmarks
     public void Setup()
     {
         _file = new BenchModelFile(new TinyGgufOptions());
-        LlamaModel model;
-        using (var gguf = GgufFile.Open(_file.Path))
-            model = LlamaModel.Load(gguf);
+        var model = LlamaModel.Load(_file.Path);
         _kernels = new CpuKernels(Environment.ProcessorCount);
         var blocks = Sequences * (TokensPerSequence / BlockSize);
         var cache = new PagedKvCache(new KvCacheOptions

@@ -2,7 +2,6 @@ using System.Text;
 using LLama;
 using LLama.Common;
 using LLama.Native;
-using Wayang.Fast.Inference.Engine.Gguf;
 using Wayang.Fast.Inference.Engine.Kernels;
 using Wayang.Fast.Inference.Engine.Model;
 using Wayang.Fast.Inference.Engine.Sampling;
@@ -112,14 +111,7 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
         Assert.Equal(shared.Cache.GetBlockTable(1)[..2].ToArray(), shared.Cache.GetBlockTable(2)[..2].ToArray());
         AssertClose(expected, actual);
 
-        int token = Sampler.Greedy(expected);
-        for (int step = 0; step < 6; step++)
-        {
-            float[] want = plain.Decode([7], [token]);
-            float[] got = shared.Decode([2], [token]);
-            AssertClose(want, got);
-            token = Sampler.Greedy(want);
-        }
+        AssertGreedyDecodesAgree(plain, 7, shared, 2, expected, steps: 6);
     }
 
     [Fact]
@@ -144,14 +136,7 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
         Assert.False(table.Zip(table.Skip(1)).All(p => p.Second == p.First + 1), $"blocks {string.Join(',', table)} are in order");
         AssertClose(expected, actual);
 
-        int token = Sampler.Greedy(expected);
-        for (int step = 0; step < 8; step++)
-        {
-            float[] want = contiguous.Decode([1], [token]);
-            float[] got = paged.Decode([1], [token]);
-            AssertClose(want, got);
-            token = Sampler.Greedy(want);
-        }
+        AssertGreedyDecodesAgree(contiguous, 1, paged, 1, expected, steps: 8);
     }
 
     private static ModelParams Parameters(string path) => new(path)
@@ -167,6 +152,21 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
         ForwardPassDriver.MaxRelativeError(expected, actual, Floor);
 
     // Same engine, same weights: only the batch composition differs, which moves no arithmetic between rows.
+    // Greedy decoding from the prefill's logits, step by step on both engines: each step's logits agree, and the next
+    // token is the expected side's choice.
+    private static void AssertGreedyDecodesAgree(ForwardPassDriver expected, long expectedSequence, ForwardPassDriver actual, long actualSequence,
+        float[] prefillLogits, int steps)
+    {
+        int token = Sampler.Greedy(prefillLogits);
+        for (int step = 0; step < steps; step++)
+        {
+            float[] want = expected.Decode([expectedSequence], [token]);
+            float[] got = actual.Decode([actualSequence], [token]);
+            AssertClose(want, got);
+            token = Sampler.Greedy(want);
+        }
+    }
+
     private static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
     {
         float error = MaxRelativeError(expected, actual);
@@ -176,9 +176,7 @@ public sealed class ForwardPassTests(ITestOutputHelper output)
     // Our side: model, forward pass and paged KV cache bookkeeping on CPU kernels of its own.
     private static ForwardPassDriver CreateEngine(string path, int numBlocks, bool prefixCaching = true, int blockSize = BlockSize)
     {
-        LlamaModel model;
-        using (var file = GgufFile.Open(path))
-            model = LlamaModel.Load(file);
+        var model = LlamaModel.Load(path);
         var kernels = new CpuKernels(2);
         return new ForwardPassDriver(new LlamaForward(model, kernels, numBlocks, blockSize), numBlocks, blockSize, prefixCaching, owned: kernels);
     }

@@ -1,6 +1,5 @@
 using System.Threading.Channels;
 using ILGPU;
-using Wayang.Fast.Inference.Engine.Gguf;
 using Wayang.Fast.Inference.Engine.Kernels;
 using Wayang.Fast.Inference.Engine.KvCache;
 using Wayang.Fast.Inference.Engine.Model;
@@ -34,8 +33,7 @@ public sealed class IlgpuForwardPassTests : IClassFixture<IlgpuKernelsFixture>, 
         _gpu = fixture.Kernels;
         _output = output;
         string path = TinyGgufWriter.Write(Path.Combine(_dir.Path, "tiny.gguf"), new TinyGgufOptions { HeadCountKv = 2 });
-        using var file = GgufFile.Open(path);
-        _model = LlamaModel.Load(file);
+        _model = LlamaModel.Load(path);
     }
 
     public void Dispose()

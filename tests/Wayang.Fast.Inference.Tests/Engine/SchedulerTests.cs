@@ -1,6 +1,5 @@
 using System.Threading.Channels;
 using Wayang.Fast.Common.Errors;
-using Wayang.Fast.Inference.Engine.Gguf;
 using Wayang.Fast.Inference.Engine.Kernels;
 using Wayang.Fast.Inference.Engine.KvCache;
 using Wayang.Fast.Inference.Engine.Model;
@@ -31,8 +30,7 @@ public sealed class SchedulerTests : IDisposable
     public SchedulerTests()
     {
         string path = TinyGgufWriter.Write(Path.Combine(_dir.Path, "tiny.gguf"), new TinyGgufOptions { HeadCountKv = 2 });
-        using var file = GgufFile.Open(path);
-        _model = LlamaModel.Load(file);
+        _model = LlamaModel.Load(path);
     }
 
     public void Dispose()

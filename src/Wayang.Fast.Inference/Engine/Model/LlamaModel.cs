@@ -39,6 +39,13 @@ public sealed class LlamaModel
     // [vocab x embedding]; the token embedding itself when the model ties them (no output.weight), as llama.cpp does.
     public float[] Output { get; }
 
+    // Opens the GGUF at path, loads the model and closes the file again (the model keeps no view of the mapping).
+    public static LlamaModel Load(string path)
+    {
+        using var file = GgufFile.Open(path);
+        return Load(file);
+    }
+
     public static LlamaModel Load(GgufFile file)
     {
         ArgumentNullException.ThrowIfNull(file);
