@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.Json;
 using Wayang.Fast.Execution.Runs;
 using Wayang.Fast.Storage;
 
@@ -33,18 +32,8 @@ public sealed partial class ExecutionEngine
     }
 
     // A record that does not parse is kept (the sweep would delete it; here forgetting is only ever done on evidence).
-    private bool IdempotencyExpired(ReadOnlySpan<byte> value)
-    {
-        try
-        {
-            var record = JsonSerializer.Deserialize(value, ExecutionJsonContext.Default.IdempotencyRecord);
-            return record is not null && NowMs - record.CreatedAtMs >= _retentionMs;
-        }
-        catch (JsonException)
-        {
-            return false;
-        }
-    }
+    private bool IdempotencyExpired(ReadOnlySpan<byte> value) =>
+        TryParseIdempotencyRecord(value) is { } record && !IsRemembered(record, NowMs);
 
     private bool RunExpired(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long retentionMs)
     {

@@ -217,7 +217,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
             var storeKey = Encoding.UTF8.GetBytes(string.Concat(IdempotencyKeyPrefix, slot));
             long now = NowMs;
             var record = ReadIdempotencyRecord(storeKey);
-            if (record is not null && now - record.CreatedAtMs < _retentionMs)
+            if (record is not null && IsRemembered(record, now))
             {
                 if (!string.Equals(record.RequestHash, hash, StringComparison.Ordinal))
                     throw new WayangException(ErrorCode.IdempotencyKeyConflict, $"Idempotency key '{key}' was used for a different request.");
@@ -266,6 +266,22 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
         await write.ConfigureAwait(false);
         AfterDurable(entry, ref effects);
         return new SubmitRunResult(record.RunId, StatusOf(entry), workflow.Version, true);
+    }
+
+    // A key counts for IdempotencyRetention after its submission; older records are treated as absent wherever read.
+    private bool IsRemembered(IdempotencyRecord record, long now) => now - record.CreatedAtMs < _retentionMs;
+
+    // Null for bytes that are not an idempotency record (the sweep and the store's expiry treat such a record alike).
+    private static IdempotencyRecord? TryParseIdempotencyRecord(ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(bytes, ExecutionJsonContext.Default.IdempotencyRecord);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
     private IdempotencyRecord? ReadIdempotencyRecord(byte[] storeKey)
@@ -586,16 +602,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
             var prefix = Encoding.UTF8.GetBytes(IdempotencyKeyPrefix);
             foreach (var (key, value) in _store.ScanPrefix(prefix))
             {
-                IdempotencyRecord? record;
-                try
-                {
-                    record = JsonSerializer.Deserialize(value, ExecutionJsonContext.Default.IdempotencyRecord);
-                }
-                catch (JsonException)
-                {
-                    record = null;
-                }
-                if (record is not null && now - record.CreatedAtMs < _retentionMs)
+                if (TryParseIdempotencyRecord(value) is { } record && IsRemembered(record, now))
                     continue;
                 var slot = Encoding.UTF8.GetString(key.AsSpan(prefix.Length));
                 var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -604,7 +611,7 @@ public sealed partial class ExecutionEngine : IAsyncDisposable, ITimerSink
                 try
                 {
                     var current = ReadIdempotencyRecord(key);
-                    if (current is null || now - current.CreatedAtMs >= _retentionMs)
+                    if (current is null || !IsRemembered(current, now))
                         Observe(_store.DeleteAsync(key), "idempotency");
                 }
                 finally
