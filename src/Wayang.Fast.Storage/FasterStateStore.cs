@@ -327,6 +327,8 @@ public sealed partial class FasterStateStore : IExpiringStateStore, IAsyncDispos
         while (!_kv.TryInitiateFullCheckpoint(out token, CheckpointType.FoldOver))
             await WaitForCheckpointRestAsync(cancellationToken).ConfigureAwait(false);
         await WaitForCheckpointRestAsync(cancellationToken).ConfigureAwait(false);
+        if (_checkpoints.TakeFailure() is { } failure)
+            throw new IOException($"Checkpoint {token} was not written: {failure.Message}", failure);
 
         Volatile.Write(ref _checkpointAddress, covered);
         Volatile.Write(ref _mutationsAtCheckpoint, mutations);

@@ -33,6 +33,7 @@ internal sealed class InlineCheckpointManager : ICheckpointManager
     private Guid _previousLog;
     private readonly Guid[] _previousIndexes = new Guid[2];
     private int _nextIndexSlot;
+    private Exception? _failure;
 
     public InlineCheckpointManager(string baseDirectory)
     {
@@ -45,7 +46,8 @@ internal sealed class InlineCheckpointManager : ICheckpointManager
 
     public void CommitLogCheckpoint(Guid logToken, byte[] commitMetadata)
     {
-        WriteMetadata(_naming.LogCheckpointMetadata(logToken), commitMetadata);
+        if (!TryWriteMetadata(_naming.LogCheckpointMetadata(logToken), _naming.LogCheckpointBase(logToken), commitMetadata))
+            return;
         Guid prior;
         lock (_gate)
         {
@@ -58,7 +60,8 @@ internal sealed class InlineCheckpointManager : ICheckpointManager
 
     public void CommitIndexCheckpoint(Guid indexToken, byte[] commitMetadata)
     {
-        WriteMetadata(_naming.IndexCheckpointMetadata(indexToken), commitMetadata);
+        if (!TryWriteMetadata(_naming.IndexCheckpointMetadata(indexToken), _naming.IndexCheckpointBase(indexToken), commitMetadata))
+            return;
         // Two index checkpoints are kept, as FASTER's manager does: recovery may pair the latest log checkpoint
         // with the index checkpoint before the latest.
         Guid prior;
@@ -70,6 +73,36 @@ internal sealed class InlineCheckpointManager : ICheckpointManager
         }
         if (prior != default && prior != indexToken)
             _devices.Delete(_naming.IndexCheckpointBase(prior));
+    }
+
+    // The first metadata write that failed since the last call: the store's checkpoint then counts as not taken (it
+    // keeps the journal it would have truncated), and recovery uses the previous checkpoint, which is kept.
+    public Exception? TakeFailure() => Interlocked.Exchange(ref _failure, null);
+
+    // Never throws: FASTER calls the Commit methods inside a state transition that every other thread waits on, and
+    // an exception there would leave the transition unfinished and the store's writers spinning for good. (FASTER's
+    // own manager logs a failed write and goes on.) A failed checkpoint's directory is removed, best effort, so that
+    // recovery does not pick its torn metadata.
+    private bool TryWriteMetadata(FileDescriptor file, FileDescriptor checkpointDirectory, byte[] metadata)
+    {
+        try
+        {
+            WriteMetadata(file, metadata);
+            return true;
+        }
+        catch (Exception ex)
+        {
+            Interlocked.CompareExchange(ref _failure, ex, null);
+            try
+            {
+                _devices.Delete(checkpointDirectory);
+            }
+            catch (Exception)
+            {
+                // Left for the next recovery's clean-up (OnRecovery deletes every checkpoint it did not use).
+            }
+            return false;
+        }
     }
 
     private void WriteMetadata(FileDescriptor descriptor, byte[] metadata)

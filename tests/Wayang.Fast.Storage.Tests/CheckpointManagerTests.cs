@@ -99,6 +99,37 @@ public sealed class CheckpointManagerTests
         Assert.Equal(Sorted(tokens[1], next), string.Join(",", Tokens(dir.Path, "index-checkpoints")));
     }
 
+    // FASTER calls the commit inside a state transition every writer waits on: a failed write must not throw there.
+    // It is reported to the store (which then keeps its journal), and the previous checkpoint stays.
+    [Fact]
+    public void AFailedMetadataWriteIsReportedNotThrownAndThePreviousCheckpointStays()
+    {
+        using var dir = new TempDirectory("storage-tests");
+        using var manager = new InlineCheckpointManager(dir.Path);
+        var good = Guid.NewGuid();
+        var failing = Guid.NewGuid();
+        manager.CommitIndexCheckpoint(good, Bytes("index"));
+        manager.CommitLogCheckpoint(good, Bytes("log"));
+        Assert.Null(manager.TakeFailure());
+
+        // A file where the new checkpoint's directory must go: creating the directory fails.
+        File.WriteAllText(Path.Combine(dir.Path, "cpr-checkpoints", failing.ToString()), "in the way");
+        manager.CommitLogCheckpoint(failing, Bytes("log"));
+
+        Assert.NotNull(manager.TakeFailure());
+        Assert.Null(manager.TakeFailure());
+        Assert.Contains(good.ToString(), Tokens(dir.Path, "cpr-checkpoints"));
+        using var reader = FastersManager(dir.Path);
+        Assert.Equal(Bytes("log"), reader.GetLogCheckpointMetadata(good, null, false, -1));
+
+        // The next good commit replaces the last good one, as usual.
+        var next = Guid.NewGuid();
+        manager.CommitLogCheckpoint(next, Bytes("log"));
+        Assert.Null(manager.TakeFailure());
+        Assert.DoesNotContain(good.ToString(), Tokens(dir.Path, "cpr-checkpoints"));
+        Assert.Contains(next.ToString(), Tokens(dir.Path, "cpr-checkpoints"));
+    }
+
     // End to end through the store: checkpoints taken under concurrent writes complete, old ones are removed, and
     // a reopen recovers from the latest checkpoint (plus the journal after it).
     [Fact]
