@@ -9,7 +9,9 @@ internal sealed unsafe class KernelPool : IDisposable
 {
     private readonly Thread[] _workers;
     private readonly SemaphoreSlim _start = new(0);
-    private readonly ManualResetEventSlim _done = new(false);
+    // Released once per job by the last worker. Not a ManualResetEventSlim: that allocates its lock object the first
+    // time a caller has to block, so a job could allocate on the calling thread whenever its first blocking wait came.
+    private readonly SemaphoreSlim _done = new(0);
     private readonly Lock _gate = new();
     private delegate*<void*, int, void> _work;
     private void* _state;
@@ -53,7 +55,6 @@ internal sealed unsafe class KernelPool : IDisposable
             // Wake no more workers than there are items beyond the caller's own.
             var wake = Math.Min(_workers.Length, count - 1);
             _active = wake;
-            _done.Reset();
             _start.Release(wake);
             Drain();
             _done.Wait();
@@ -69,7 +70,7 @@ internal sealed unsafe class KernelPool : IDisposable
                 return;
             Drain();
             if (Interlocked.Decrement(ref _active) == 0)
-                _done.Set();
+                _done.Release();
         }
     }
 
