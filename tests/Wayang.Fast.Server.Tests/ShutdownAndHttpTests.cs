@@ -87,10 +87,14 @@ public sealed class HttpTests
             "wayang_session_faults_total 0", "wayang_audit_records_total 1\n",
             "wayang_store_checkpoints_total ", "wayang_store_compactions_total 0\n", "wayang_store_compacted_bytes_total 0\n",
             "wayang_store_expired_records_total 0\n",
+            "wayang_threadpool_work_items_total ", "wayang_threadpool_threads ", "wayang_threadpool_queue_length ",
         })
         {
             Assert.Contains(series, metrics, StringComparison.Ordinal);
         }
+        // The requests above ran on the pool, which therefore has threads and has completed work.
+        Assert.True(SampleValue(metrics, "wayang_threadpool_work_items_total") > 0);
+        Assert.True(SampleValue(metrics, "wayang_threadpool_threads") >= 1);
         // The bootstrap key was committed, so the storage hook has reported at least one group commit.
         Assert.DoesNotContain("wayang_journal_commit_duration_seconds_count 0\n", metrics, StringComparison.Ordinal);
 
@@ -106,5 +110,11 @@ public sealed class HttpTests
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync(new Uri("/readyz", UriKind.Relative))).StatusCode);
         server.Server.Core.BeginShutdown();
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync(new Uri("/readyz", UriKind.Relative))).StatusCode);
+    }
+
+    private static long SampleValue(string metrics, string name)
+    {
+        var line = metrics.Split('\n').Single(l => l.StartsWith(name + " ", StringComparison.Ordinal));
+        return long.Parse(line.AsSpan(name.Length + 1), System.Globalization.CultureInfo.InvariantCulture);
     }
 }

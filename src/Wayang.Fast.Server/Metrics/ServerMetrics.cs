@@ -106,6 +106,12 @@ internal sealed class ServerMetrics
             Counter(sb, "wayang_store_compacted_bytes_total", "Log bytes reclaimed by compaction (BeginAddress moved).", store.CompactedBytes);
             Counter(sb, "wayang_store_expired_records_total", "Records dropped at compaction by retention (finished runs, old idempotency keys).", store.ExpiredRecords);
         }
+        // The thread pool carries every async step of a request; at moderate load its cost is wake-ups per work item
+        // (bench/RESULTS.md, issue 3, tenth pass), which these make visible: work items per request, and threads the
+        // pool added beyond its minimum because work blocked.
+        Counter(sb, "wayang_threadpool_work_items_total", "Thread-pool work items completed (process-wide).", ThreadPool.CompletedWorkItemCount);
+        Gauge(sb, "wayang_threadpool_threads", "Thread-pool worker threads (process-wide).", ThreadPool.ThreadCount);
+        Gauge(sb, "wayang_threadpool_queue_length", "Thread-pool work items queued and not yet started (process-wide).", ThreadPool.PendingWorkItemCount);
         Counter(sb, "wayang_frames_truncated_total", "Connections that ended in the middle of a frame.", Volatile.Read(ref FramesTruncated));
         Counter(sb, "wayang_session_faults_total", "Sessions ended by an unexpected exception (a bug if nonzero).", Volatile.Read(ref SessionFaults));
         if (audit is not null)
